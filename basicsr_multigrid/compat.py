@@ -1,0 +1,303 @@
+"""Fixes for basicsr 1.4.2 on torch 2.14 / torchvision 0.29 / numpy 2 / py-lmdb 3 / Python >= 3.11.
+
+Each fix is one function named after the breakage it repairs (B-numbers from
+shared/notes/basicsr-1.4.2-plugin-notes.md). ``apply()`` runs them all, in the order they need:
+import-time shims first, then patches on basicsr classes. Every patch records the attribute it
+replaced in ``ORIGINALS`` so tests can show the breakage comes back without the fix
+(``with unpatched('B6_video_validation_on_cpu'): ...``).
+"""
+import contextlib
+import importlib.util
+import os
+import sys
+import types
+from os import path as osp
+
+ORIGINALS = {}  # fix name -> list of (owner, attribute, original value)
+_APPLIED = False
+
+
+def _patch(fix_name, owner, attribute, value):
+    ORIGINALS.setdefault(fix_name, []).append((owner, attribute, owner.__dict__.get(attribute)))
+    setattr(owner, attribute, value)
+
+
+@contextlib.contextmanager
+def unpatched(fix_name):
+    """Temporarily restore basicsr's original attributes replaced by one fix (for tests)."""
+    saved = [(owner, attribute, owner.__dict__.get(attribute)) for owner, attribute, _ in ORIGINALS[fix_name]]
+    try:
+        for owner, attribute, original in ORIGINALS[fix_name]:
+            _set_or_delete(owner, attribute, original)
+        yield
+    finally:
+        for owner, attribute, patched in saved:
+            _set_or_delete(owner, attribute, patched)
+
+
+def _set_or_delete(owner, attribute, value):
+    if value is None:
+        if attribute in owner.__dict__:
+            delattr(owner, attribute)
+    else:
+        setattr(owner, attribute, value)
+
+
+# ---------------------------------------------------------------- import-time shims (before `import basicsr`)
+
+
+def fix_b1_functional_tensor():
+    """B1: torchvision >= 0.17 removed transforms.functional_tensor, so `import basicsr` fails."""
+    name = 'torchvision.transforms.functional_tensor'
+    if name in sys.modules or importlib.util.find_spec('torchvision') is None:
+        return
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError:
+        from torchvision.transforms import functional
+        shim = types.ModuleType(name)
+        shim.rgb_to_grayscale = functional.rgb_to_grayscale
+        sys.modules[name] = shim
+
+
+def fix_b2_distutils():
+    """B2: Python >= 3.12 has no distutils; basicsr.archs.arch_util imports distutils.version.LooseVersion."""
+    try:
+        import distutils.version  # noqa: F401
+        return
+    except ImportError:
+        pass
+    from packaging.version import Version
+    distutils = types.ModuleType('distutils')
+    version = types.ModuleType('distutils.version')
+    version.LooseVersion = lambda v: Version(str(v).split('+')[0])
+    distutils.version = version
+    sys.modules['distutils'] = distutils
+    sys.modules['distutils.version'] = version
+
+
+def fix_b12_scipy_ndimage_filters():
+    """B12: basicsr.metrics.niqe imports scipy.ndimage.filters, deprecated and gone in SciPy 2."""
+    try:
+        importlib.import_module('scipy.ndimage.filters')
+    except ImportError:
+        import scipy.ndimage
+        sys.modules['scipy.ndimage.filters'] = scipy.ndimage
+
+
+def fix_b3_local_rank_argv(argv):
+    """B3: torch.distributed.launch (torch >= 2) passes --local-rank=N; basicsr's parser knows --local_rank."""
+    return [('--local_rank' + arg[len('--local-rank'):]) if arg.startswith('--local-rank') else arg for arg in argv]
+
+
+# ---------------------------------------------------------------- patches on basicsr
+
+
+def load_resume_state(opt):
+    """B4: basicsr's load_resume_state needs CUDA and looks for auto-resume states relative to the cwd.
+
+    States are mapped to the device the run uses, and ``--auto_resume`` looks in
+    ``<root_path>/experiments/<name>/training_states``.
+    """
+    import torch
+    from basicsr.utils import check_resume
+    resume_state_path = None
+    if opt['auto_resume']:
+        resume_state_path = latest_training_state(osp.join(opt['root_path'], 'experiments', opt['name']))
+        if resume_state_path is not None:
+            opt['path']['resume_state'] = resume_state_path
+    elif opt['path'].get('resume_state'):
+        resume_state_path = opt['path']['resume_state']
+    if resume_state_path is None:
+        return None
+    if not osp.isfile(resume_state_path):
+        raise FileNotFoundError(f'path.resume_state: no such file {resume_state_path}')
+    device = f'cuda:{torch.cuda.current_device()}' if opt.get('num_gpu', 0) and torch.cuda.is_available() else 'cpu'
+    resume_state = torch.load(resume_state_path, map_location=device)
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
+def latest_training_state(experiment_root):
+    """Path of the newest ``<iter>.state`` under ``experiment_root/training_states``, or None."""
+    state_dir = osp.join(experiment_root, 'training_states')
+    if not osp.isdir(state_dir):
+        return None
+    iters = [int(name[:-len('.state')]) for name in os.listdir(state_dir)
+             if name.endswith('.state') and name[:-len('.state')].isdigit()]
+    return osp.join(state_dir, f'{max(iters)}.state') if iters else None
+
+
+def fix_b4_cpu_resume():
+    import basicsr.train
+    _patch('B4_cpu_resume', basicsr.train, 'load_resume_state', load_resume_state)
+
+
+def fix_b6_video_validation_on_cpu():
+    """B6: video validation allocates its metric table on 'cuda'. Pre-create it on the model's device."""
+    from collections import Counter
+
+    import torch
+    from basicsr.models.video_base_model import VideoBaseModel
+    from basicsr.models.video_recurrent_model import VideoRecurrentModel
+
+    def wrap(original):
+
+        def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+            if self.opt['val'].get('metrics') is not None and not hasattr(self, 'metric_results'):
+                frames_per_folder = Counter(dataloader.dataset.data_info['folder'])
+                num_metrics = len(self.opt['val']['metrics'])
+                self.metric_results = {
+                    folder: torch.zeros(n, num_metrics, dtype=torch.float32, device=self.device)
+                    for folder, n in frames_per_folder.items()
+                }
+            return original(self, dataloader, current_iter, tb_logger, save_img)
+
+        return dist_validation
+
+    for cls in (VideoBaseModel, VideoRecurrentModel):
+        _patch('B6_video_validation_on_cpu', cls, 'dist_validation', wrap(cls.__dict__['dist_validation']))
+
+
+def fix_b6b_feed_data_copy():
+    """B6b: on CPU `.to(device)` aliases the caller's tensor; recurrent validation then squeezes self.lq to 4-D."""
+    from basicsr.models.video_base_model import VideoBaseModel
+
+    def feed_data(self, data):
+        self.lq = data['lq'].to(self.device, copy=True)
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device, copy=True)
+
+    _patch('B6b_feed_data_copy', VideoBaseModel, 'feed_data', feed_data)
+
+
+def fix_b7_cuda_prefetcher_on_cpu():
+    """B7: prefetch_mode 'cuda' crashes without CUDA; fall back to the CPU prefetcher there."""
+    import basicsr.train
+    import torch
+    from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
+
+    def prefetcher(loader, opt):
+        if opt.get('num_gpu', 0) and torch.cuda.is_available():
+            return CUDAPrefetcher(loader, opt)
+        return CPUPrefetcher(loader)
+
+    _patch('B7_cuda_prefetcher_on_cpu', basicsr.train, 'CUDAPrefetcher', prefetcher)
+
+
+def fix_b9_basicvsrpp_alignment_on_cpu():
+    """B9: BasicVSR++ builds its deformable alignment only when CUDA is available, though it runs on CPU."""
+    from basicsr.archs import basicvsrpp_arch
+    cls = basicvsrpp_arch.BasicVSRPlusPlus
+    original_init = cls.__dict__['__init__']
+
+    def __init__(self, *args, **kwargs):
+        real_is_available = basicvsrpp_arch.torch.cuda.is_available
+        basicvsrpp_arch.torch.cuda.is_available = lambda: True  # only consulted to gate deform_align
+        try:
+            original_init(self, *args, **kwargs)
+        finally:
+            basicvsrpp_arch.torch.cuda.is_available = real_is_available
+
+    _patch('B9_basicvsrpp_alignment_on_cpu', cls, '__init__', __init__)
+
+
+_LMDB_ENVS = {}  # (pid, realpath, readonly, lock, readahead) -> lmdb.Environment
+
+
+def shared_lmdb_env(path, readonly=True, lock=False, readahead=False, **kwargs):
+    """One lmdb environment per path per process (py-lmdb 3 refuses a second open)."""
+    import lmdb
+    key = (os.getpid(), osp.realpath(path), readonly, lock, readahead)
+    if key not in _LMDB_ENVS:
+        _LMDB_ENVS[key] = lmdb.open(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
+    return _LMDB_ENVS[key]
+
+
+def fix_b11_lmdb_second_open():
+    """B11: every basicsr dataset opens its own lmdb env; py-lmdb 3 rejects the second one in a process."""
+    from basicsr.utils.file_client import LmdbBackend
+
+    def __init__(self, db_paths, client_keys='default', readonly=True, lock=False, readahead=False, **kwargs):
+        client_keys = [client_keys] if isinstance(client_keys, str) else list(client_keys)
+        self.db_paths = [str(p) for p in (db_paths if isinstance(db_paths, (list, tuple)) else [db_paths])]
+        if len(client_keys) != len(self.db_paths):
+            raise ValueError(f'io_backend: {len(client_keys)} client_keys for {len(self.db_paths)} db_paths')
+        self._client = {
+            client: shared_lmdb_env(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
+            for client, path in zip(client_keys, self.db_paths)
+        }
+
+    _patch('B11_lmdb_second_open', LmdbBackend, '__init__', __init__)
+
+
+def fix_b14_only_adam():
+    """B14: BaseModel.get_optimizer knows only Adam; accept any torch.optim optimizer by name."""
+    import torch
+    from basicsr.models.base_model import BaseModel
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        optimizer_cls = getattr(torch.optim, optim_type, None)
+        if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
+            raise ValueError(f'train.optim_g.type: unknown optimizer {optim_type!r}; use a torch.optim class name')
+        return optimizer_cls(params, lr, **kwargs)
+
+    _patch('B14_only_adam', BaseModel, 'get_optimizer', get_optimizer)
+
+
+def fix_b17_spynet_below_33px():
+    """B17: SpyNet crashes on inputs below 33 px (its 0x0 initial flow cannot be upsampled).
+
+    The initial flow is all zeros, so starting it at the coarsest level's own size and skipping the
+    first x2 upsample gives bit-identical flows wherever the stock code runs, and LR 32 patches work.
+    """
+    import torch
+    import torch.nn.functional as F
+    from basicsr.archs.arch_util import flow_warp
+    from basicsr.archs.spynet_arch import SpyNet
+
+    def process(self, ref, supp):
+        refs, supps = [self.preprocess(ref)], [self.preprocess(supp)]
+        for _ in range(5):
+            refs.insert(0, F.avg_pool2d(refs[0], kernel_size=2, stride=2, count_include_pad=False))
+            supps.insert(0, F.avg_pool2d(supps[0], kernel_size=2, stride=2, count_include_pad=False))
+        flow = refs[0].new_zeros([refs[0].size(0), 2, refs[0].size(2), refs[0].size(3)])
+        for level, (ref_level, supp_level) in enumerate(zip(refs, supps)):
+            upsampled = flow if level == 0 else _upsample_flow(flow, ref_level.shape[2:])
+            warped = flow_warp(supp_level, upsampled.permute(0, 2, 3, 1), interp_mode='bilinear', padding_mode='border')
+            flow = self.basic_module[level](torch.cat([ref_level, warped, upsampled], 1)) + upsampled
+        return flow
+
+    def _upsample_flow(flow, size):
+        upsampled = F.interpolate(flow, scale_factor=2, mode='bilinear', align_corners=True) * 2.0
+        pad_bottom, pad_right = size[0] - upsampled.size(2), size[1] - upsampled.size(3)
+        if pad_bottom or pad_right:
+            upsampled = F.pad(upsampled, pad=[0, pad_right, 0, pad_bottom], mode='replicate')
+        return upsampled
+
+    _patch('B17_spynet_below_33px', SpyNet, 'process', process)
+
+
+def apply():
+    """Apply every fix once: shims before basicsr is imported, then the class patches."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    if 'basicsr' in sys.modules and 'torchvision.transforms.functional_tensor' not in sys.modules:
+        raise ImportError('basicsr_multigrid must be imported before basicsr (its compat shims fix basicsr imports)')
+    fix_b1_functional_tensor()
+    fix_b2_distutils()
+    fix_b12_scipy_ndimage_filters()
+    fix_b4_cpu_resume()
+    fix_b6_video_validation_on_cpu()
+    fix_b6b_feed_data_copy()
+    fix_b7_cuda_prefetcher_on_cpu()
+    fix_b9_basicvsrpp_alignment_on_cpu()
+    fix_b11_lmdb_second_open()
+    fix_b14_only_adam()
+    fix_b17_spynet_below_33px()
+    _APPLIED = True
+
+
+__all__ = ['apply', 'unpatched', 'ORIGINALS', 'load_resume_state', 'latest_training_state', 'shared_lmdb_env',
+           'fix_b3_local_rank_argv']

@@ -1,0 +1,128 @@
+import random
+
+import numpy as np
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from basicsr_multigrid.data.video_frames import ClipFrameReader, VideoDataError, clip_to_tensor, read_video_meta_info
+
+
+@DATASET_REGISTRY.register()
+class MultigridPairedVideoDataset(data.Dataset):
+    """Paired LQ/GT training clips of any length, cropped at a shape chosen per item.
+
+    An item index is either an int (the shape comes from `gt_size` / `num_frame` in the options) or an
+    `(index, num_frame, gt_size)` tuple from the multigrid batch sampler, so DataLoader workers build
+    every item at the schedule's shape without anyone mutating shared options.
+
+    Options (`datasets.train`):
+        dataroot_gt, dataroot_lq: folders `<root>/<clip>/<frame>.png`, or LMDBs with keys `clip/frame`.
+        meta_info_file: lines `clip frame_count (h,w,c)` (GT shape); clips may have any length.
+        io_backend: {type: disk | lmdb}.
+        num_frame, gt_size, scale: default shape (scale is copied from the top level by BasicSR).
+        interval_list (default [1]): frame strides to draw from; random_reverse (default False).
+        use_hflip, use_rot (default True): flips and 90-degree rotations, same for LQ and GT.
+        filename_tmpl (default '08d'), filename_ext (default 'png').
+
+    Every start frame of every clip is one item (as in BasicSR's REDS dataset); a start too close to
+    the end of its clip is redrawn at random so that clips of any length work.
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        self.scale = opt['scale']
+        self.num_frame = opt['num_frame']
+        self.gt_size = opt['gt_size']
+        self.interval_list = opt.get('interval_list', [1])
+        self.random_reverse = opt.get('random_reverse', False)
+        self.use_hflip, self.use_rot = opt.get('use_hflip', True), opt.get('use_rot', True)
+        backend = opt.get('io_backend', {}).get('type', 'disk')
+        naming = dict(filename_tmpl=opt.get('filename_tmpl', '08d'), filename_ext=opt.get('filename_ext', 'png'))
+        self.gt_reader = ClipFrameReader(opt['dataroot_gt'], backend, 'datasets.train.dataroot_gt', **naming)
+        self.lq_reader = ClipFrameReader(opt['dataroot_lq'], backend, 'datasets.train.dataroot_lq', **naming)
+        self.clips = read_video_meta_info(opt['meta_info_file'])
+        for clip in self.clips:
+            self.gt_reader.check_clip(clip.name, clip.num_frames)
+            self.lq_reader.check_clip(clip.name, clip.num_frames)
+        self.items = [(clip.name, clip.num_frames, start) for clip in self.clips for start in range(clip.num_frames)]
+        self.check_shape(self.num_frame, self.gt_size)
+
+    @property
+    def shortest_clip(self):
+        return min(clip.num_frames for clip in self.clips)
+
+    @property
+    def smallest_frame(self):
+        """(h, w) of the smallest GT frame listed in the meta file."""
+        return min((clip.shape[0], clip.shape[1]) for clip in self.clips)
+
+    def check_shape(self, num_frame, gt_size):
+        """One-line errors for shapes the data cannot provide."""
+        if gt_size % self.scale:
+            raise VideoDataError(f'datasets.train.gt_size: {gt_size} is not divisible by scale {self.scale}')
+        if num_frame < 1 or num_frame > self.shortest_clip:
+            raise VideoDataError(f'datasets.train.num_frame: {num_frame} frames do not fit the shortest clip '
+                                 f'({self.shortest_clip} frames); use 1..{self.shortest_clip}')
+        height, width = self.smallest_frame
+        if gt_size > min(height, width):
+            raise VideoDataError(f'datasets.train.gt_size: crop {gt_size} is larger than the smallest GT frame '
+                                 f'{height}x{width}')
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        index, num_frame, gt_size = index if isinstance(index, (tuple, list)) else (index, self.num_frame, self.gt_size)
+        clip, clip_length, start = self.items[index]
+        frame_indices = self._frame_indices(clip, clip_length, start, num_frame)
+        lq = self.lq_reader.read_clip(clip, frame_indices)
+        gt = self.gt_reader.read_clip(clip, frame_indices)
+        lq, gt = self._random_crop(lq, gt, gt_size, clip)
+        lq, gt = self._augment(lq, gt)
+        return {'lq': clip_to_tensor(lq), 'gt': clip_to_tensor(gt), 'key': f'{clip}/{frame_indices[0]:08d}'}
+
+    def _frame_indices(self, clip, clip_length, start, num_frame):
+        intervals = [i for i in self.interval_list if (num_frame - 1) * i < clip_length]
+        if not intervals:
+            raise VideoDataError(f'clip {clip}: {num_frame} frames at intervals {self.interval_list} exceed its '
+                                 f'{clip_length} frames')
+        interval = random.choice(intervals)
+        last_start = clip_length - 1 - (num_frame - 1) * interval
+        if start > last_start:
+            start = random.randint(0, last_start)
+        indices = list(range(start, start + num_frame * interval, interval))
+        if self.random_reverse and random.random() < 0.5:
+            indices.reverse()
+        return indices
+
+    def _random_crop(self, lq, gt, gt_size, clip):
+        lq_size = gt_size // self.scale
+        lq_h, lq_w = lq.shape[1:3]
+        if gt.shape[1] != lq_h * self.scale or gt.shape[2] != lq_w * self.scale:
+            raise VideoDataError(f'clip {clip}: GT frames {gt.shape[1]}x{gt.shape[2]} are not {self.scale}x the LQ '
+                                 f'frames {lq_h}x{lq_w}')
+        if lq_size > min(lq_h, lq_w):
+            raise VideoDataError(f'datasets.train.gt_size: crop {gt_size} is larger than clip {clip} '
+                                 f'({gt.shape[1]}x{gt.shape[2]})')
+        top, left = random.randint(0, lq_h - lq_size), random.randint(0, lq_w - lq_size)
+        lq = lq[:, top:top + lq_size, left:left + lq_size]
+        gt_top, gt_left = top * self.scale, left * self.scale
+        return lq, gt[:, gt_top:gt_top + gt_size, gt_left:gt_left + gt_size]
+
+    def _augment(self, lq, gt):
+        """Same flips / transpose for every frame of both clips (arrays are (t, h, w, c))."""
+        hflip = self.use_hflip and random.random() < 0.5
+        vflip = self.use_rot and random.random() < 0.5
+        transpose = self.use_rot and random.random() < 0.5
+        return tuple(_flip_transpose(x, hflip, vflip, transpose) for x in (lq, gt))
+
+
+def _flip_transpose(clip, hflip, vflip, transpose):
+    if hflip:
+        clip = clip[:, :, ::-1]
+    if vflip:
+        clip = clip[:, ::-1]
+    if transpose:
+        clip = clip.transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(clip)

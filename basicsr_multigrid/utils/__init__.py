@@ -1,0 +1,1 @@
+"""Small shared helpers. Kept import-light: nothing here imports basicsr at package import time."""

@@ -1,0 +1,323 @@
+"""Deterministic demo video data made from photos bundled with scikit-image.
+
+Why: the demo must train a video SR model in minutes without downloading REDS or Vimeo-90K. Each clip
+is a synthetic camera move (sub-pixel pan with slight acceleration, slow zoom, small rotation) over a
+real photo, so frames carry real texture and consecutive frames are misaligned as in real video, which
+is what makes temporal alignment matter. LQ frames are made the way REDS/Vimeo LR frames are made:
+MATLAB-style antialiased bicubic x4 downscale of the 8-bit GT frames.
+
+Layout (REDS-like, keys are ``clip/frame``)::
+
+    <out>/{train,val}/{GT,LQ}/<idx:03d>_<photo>/%08d.png
+    <out>/meta_info_{train,val}.txt     "<clip> <n_frames> (<h>,<w>,<c>)" of the GT frames
+    <out>/demo_info.json
+"""
+import json
+import math
+import os
+import shutil
+import tempfile
+
+import cv2
+import numpy as np
+
+from basicsr_multigrid.data.video_frames import read_video_meta_info
+
+SCALE = 4
+# One clip per photo. Val photos are never used for training (disjoint content, not just other frames).
+TRAIN_PHOTOS = ('astronaut', 'rocket', 'motorcycle', 'hubble', 'ihc', 'camera', 'brick', 'grass', 'gravel')
+VAL_PHOTOS = ('chelsea', 'coffee')
+
+# Motion ranges. Velocity is in source px/frame, which is ~GT px/frame since zoom stays within +-8%.
+SPEED_RANGE = (0.5, 3.0)
+ACCEL_MAX_FRACTION = 0.3  # velocity may change by up to 30% over a clip
+ZOOM_TOTAL_MAX = 0.08  # scale factor goes 1 -> 1 +- 8% over the clip
+ROTATION_TOTAL_MAX_DEG = 3.0
+MIN_SIZE = 32
+_WARP_MARGIN = 2.0  # px kept inside the photo so the 4x4 cubic support never needs the reflected border
+
+
+
+def _load_photo(name):
+    """RGB uint8 photo. All of these are files shipped inside scikit-image (no pooch download)."""
+    from skimage import data  # imported lazily: only the builder needs it
+    loaders = {
+        'astronaut': data.astronaut,
+        'rocket': data.rocket,
+        'motorcycle': lambda: data.stereo_motorcycle()[0],
+        'hubble': data.hubble_deep_field,
+        'ihc': data.immunohistochemistry,
+        'camera': data.camera,
+        'brick': data.brick,
+        'grass': data.grass,
+        'gravel': data.gravel,
+        'chelsea': data.chelsea,
+        'coffee': data.coffee,
+    }
+    img = np.asarray(loaders[name]())
+    if img.ndim == 2:  # grayscale textures -> 3 identical channels so every clip is RGB
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(img[:, :, :3]).astype(np.uint8)
+
+
+def _to_uint8(img):
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------
+# MATLAB-style bicubic imresize
+# ----------------------------------------------------------------------------------------------------
+def _cubic(x, a=-0.5):
+    """Keys cubic convolution kernel (a=-0.5 as in MATLAB)."""
+    x = np.abs(x)
+    x2, x3 = x * x, x * x * x
+    near = ((a + 2) * x3 - (a + 3) * x2 + 1) * (x <= 1)
+    far = (a * x3 - 5 * a * x2 + 8 * a * x - 4 * a) * ((x > 1) & (x <= 2))
+    return near + far
+
+
+def _resize_taps(in_len, out_len, scale):
+    """Input indices and weights, both (out_len, taps), of a 1-D MATLAB bicubic resize."""
+    kernel_width = 4.0
+    stretch = 1.0
+    if scale < 1:  # antialiasing: widen the kernel by 1/scale when downscaling
+        kernel_width /= scale
+        stretch = scale
+    # Output pixel centre i (1-based) maps to u in 1-based input coordinates, MATLAB's convention.
+    u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - kernel_width / 2)
+    taps = int(math.ceil(kernel_width)) + 2
+    idx = left[:, None] + np.arange(taps)[None, :]  # 1-based input indices
+    weights = stretch * _cubic((u[:, None] - idx) * stretch)
+    weights /= weights.sum(axis=1, keepdims=True)
+    # Symmetric boundary (edge pixel repeated, like MATLAB's padarray 'symmetric'), periodic in 2*in_len.
+    j = (idx - 1).astype(np.int64) % (2 * in_len)
+    j = np.where(j >= in_len, 2 * in_len - 1 - j, j)
+    return j, weights
+
+
+def _resize_axis(img, axis, scale):
+    x = np.moveaxis(img, axis, 0)
+    out_len = int(math.ceil(x.shape[0] * scale))
+    j, weights = _resize_taps(x.shape[0], out_len, scale)
+    bcast = (out_len,) + (1,) * (x.ndim - 1)
+    # Gather + weighted sum instead of a dense matrix product: no BLAS, so it is fast even where
+    # multi-threaded OpenBLAS thrashes on few cores, and bit-identical whatever the thread count.
+    out = np.zeros((out_len,) + x.shape[1:])
+    for k in range(j.shape[1]):
+        out += weights[:, k].reshape(bcast) * x[j[:, k]]
+    return np.moveaxis(out, 0, axis)
+
+
+def imresize_bicubic(img, scale):
+    """MATLAB ``imresize(img, scale, 'bicubic')`` (antialiased) for a float image in [0, 1].
+
+    ``img`` is HxW or HxWxC; output size is ceil(H*scale) x ceil(W*scale). Works in float64 and does not
+    round or clip (callers round to uint8 once, at the end).
+    """
+    img = np.asarray(img, dtype=np.float64)
+    return _resize_axis(_resize_axis(img, 0, scale), 1, scale)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Synthetic camera motion
+# ----------------------------------------------------------------------------------------------------
+def _prepare_photo(img, size):
+    """Float64 [0,1] photo with short side ~1.6*size: room for the motion, not much more.
+
+    Downscaling big photos (INTER_AREA) keeps texture at a scale a size x size window can see; tiny
+    photos are upscaled only when there would be no room to move at all.
+    """
+    h, w = img.shape[:2]
+    short = min(h, w)
+    target = None
+    if short > round(1.6 * size):
+        target, interp = round(1.6 * size), cv2.INTER_AREA
+    elif short < round(1.25 * size):
+        target, interp = round(1.25 * size), cv2.INTER_CUBIC
+    out = img.astype(np.float64) / 255.0
+    if target is not None:
+        f = target / short
+        out = cv2.resize(out, (max(target, round(w * f)), max(target, round(h * f))), interpolation=interp)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _frame_geometry(motion, t, n_frames):
+    f = t / (n_frames - 1) if n_frames > 1 else 0.0
+    s = 1.0 + motion['zoom_total'] * f
+    theta = math.radians(motion['rotation_deg_total'] * f)
+    v, a = np.array(motion['velocity_px']), np.array(motion['accel_px'])
+    offset = v * t + 0.5 * a * t * t
+    return s, theta, offset
+
+
+def _window_half_extent(size, s, theta):
+    """Half extent (per axis) of the rotated, zoomed source window, plus interpolation margin."""
+    return (size - 1) / 2 / s * (abs(math.cos(theta)) + abs(math.sin(theta))) + _WARP_MARGIN
+
+
+def _sample_motion(rng, photo_hw, size, n_frames):
+    """Seeded smooth trajectory whose window stays inside the photo for every frame."""
+    speed = rng.uniform(*SPEED_RANGE)
+    direction = rng.uniform(0, 2 * math.pi)
+    accel_dir = rng.uniform(0, 2 * math.pi)
+    accel = speed * rng.uniform(0, ACCEL_MAX_FRACTION) / max(n_frames - 1, 1)
+    zoom = rng.uniform(-ZOOM_TOTAL_MAX, ZOOM_TOTAL_MAX)
+    rot = rng.uniform(-ROTATION_TOTAL_MAX_DEG, ROTATION_TOTAL_MAX_DEG)
+    start_frac = rng.uniform(0, 1, size=2)
+    # Rounded before use, so demo_info.json describes exactly what was rendered.
+    motion = {
+        'velocity_px': [round(speed * math.cos(direction), 4), round(speed * math.sin(direction), 4)],
+        'accel_px': [round(accel * math.cos(accel_dir), 4), round(accel * math.sin(accel_dir), 4)],
+        'zoom_total': round(zoom, 4),
+        'rotation_deg_total': round(rot, 4),
+    }
+    h, w = photo_hw
+    # Long clips at small sizes may not fit: slow the pan down (never below fitting) instead of failing.
+    for _ in range(60):
+        lo, hi = np.full(2, -np.inf), np.full(2, np.inf)
+        for t in range(n_frames):
+            s, theta, off = _frame_geometry(motion, t, n_frames)
+            e = _window_half_extent(size, s, theta)
+            lo = np.maximum(lo, e - off)
+            hi = np.minimum(hi, np.array([w - 1, h - 1]) - e - off)
+        if np.all(lo <= hi):
+            break
+        motion['velocity_px'] = [round(x * 0.8, 4) for x in motion['velocity_px']]
+        motion['accel_px'] = [round(x * 0.8, 4) for x in motion['accel_px']]
+    else:
+        raise ValueError(f'photo {w}x{h} too small for a {size}px window')
+    start = lo + start_frac * (hi - lo)
+    motion['start_xy'] = [round(float(x), 2) for x in np.clip(np.round(start, 2), lo, hi)]
+    return motion
+
+
+def _render_frame(photo, motion, t, n_frames, size):
+    """Affine warp: output pixel p samples the photo at centre(t) + R(theta)/s @ (p - window centre)."""
+    s, theta, off = _frame_geometry(motion, t, n_frames)
+    centre = np.array(motion['start_xy']) + off
+    c, sn = math.cos(theta), math.sin(theta)
+    lin = np.array([[c, -sn], [sn, c]]) / s
+    o = np.full(2, (size - 1) / 2)
+    mat = np.hstack([lin, (centre - lin @ o)[:, None]])
+    out = cv2.warpAffine(photo, mat, (size, size), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REFLECT)
+    return _to_uint8(out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Dataset builder
+# ----------------------------------------------------------------------------------------------------
+def _write_png(path, rgb):
+    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f'cv2.imwrite failed for {path}')
+
+
+def _build(root, size, frames_per_split, seed):
+    info = {'seed': seed, 'size': size, 'scale': SCALE,
+            'train_frames': frames_per_split['train'], 'val_frames': frames_per_split['val'],
+            'train_photos': list(TRAIN_PHOTOS), 'val_photos': list(VAL_PHOTOS), 'clips': {}}
+    idx = 0
+    for split, photos in (('train', TRAIN_PHOTOS), ('val', VAL_PHOTOS)):
+        n = frames_per_split[split]
+        meta = []
+        for name in photos:
+            clip = f'{idx:03d}_{name}'
+            # Per-clip stream keyed by (seed, clip index): a clip does not change when others are added.
+            rng = np.random.default_rng([seed, idx])
+            photo = _prepare_photo(_load_photo(name), size)
+            motion = _sample_motion(rng, photo.shape[:2], size, n)
+            gt_dir = os.path.join(root, split, 'GT', clip)
+            lq_dir = os.path.join(root, split, 'LQ', clip)
+            os.makedirs(gt_dir)
+            os.makedirs(lq_dir)
+            for t in range(n):
+                gt = _render_frame(photo, motion, t, n, size)
+                # LQ from the 8-bit GT, exactly as REDS/Vimeo LR frames are derived from their GT PNGs.
+                lq = _to_uint8(imresize_bicubic(gt / 255.0, 1 / SCALE))
+                _write_png(os.path.join(gt_dir, f'{t:08d}.png'), gt)
+                _write_png(os.path.join(lq_dir, f'{t:08d}.png'), lq)
+            meta.append(f'{clip} {n} ({size},{size},3)\n')
+            info['clips'][clip] = {'split': split, 'photo': name, 'photo_hw': list(photo.shape[:2]),
+                                   'motion': motion}
+            idx += 1
+        with open(os.path.join(root, f'meta_info_{split}.txt'), 'w') as f:
+            f.writelines(meta)
+    info['bicubic_val_psnr'] = round(bicubic_upscale_psnr(root, 'val'), 4)
+    # Written last: its presence marks a complete dataset (and lets --overwrite recognise one).
+    with open(os.path.join(root, 'demo_info.json'), 'w') as f:
+        json.dump(info, f, indent=1)
+        f.write('\n')
+    return info
+
+
+def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0, overwrite=False):
+    """Build the demo set into ``out_dir`` and return the info dict (also saved as demo_info.json).
+
+    Refuses (FileExistsError) a non-empty ``out_dir`` unless ``overwrite``; even then it only replaces a
+    directory that is a previous demo set (has demo_info.json), never arbitrary data. The set is built
+    in a temporary sibling directory and renamed into place, so an interrupted build never leaves a
+    half-written dataset under ``out_dir``.
+    """
+    if size % SCALE or size < MIN_SIZE:
+        raise ValueError(f'size must be a multiple of {SCALE} and >= {MIN_SIZE}, got {size}')
+    if train_frames < 2 or val_frames < 2:
+        raise ValueError(f'need at least 2 frames per clip, got train={train_frames} val={val_frames}')
+    out_dir = os.path.abspath(out_dir)
+    replace = False
+    if os.path.lexists(out_dir):
+        if not os.path.isdir(out_dir) or os.path.islink(out_dir):
+            raise FileExistsError(f'{out_dir} exists and is not a directory')
+        if os.listdir(out_dir):
+            if not overwrite:
+                raise FileExistsError(f'{out_dir} exists and is not empty (use --overwrite to replace it)')
+            if not os.path.isfile(os.path.join(out_dir, 'demo_info.json')):
+                raise FileExistsError(f'{out_dir} is not a demo dataset (no demo_info.json); '
+                                      'refusing to replace it, remove it yourself')
+            replace = True
+    parent, base = os.path.split(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f'.{base}.building-', dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the final dir normal permissions
+    try:
+        info = _build(tmp, size, {'train': train_frames, 'val': val_frames}, seed)
+        if replace:
+            old = tempfile.mkdtemp(prefix=f'.{base}.old-', dir=parent)
+            os.rename(out_dir, old)  # replaces the empty placeholder dir
+            os.rename(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            if os.path.isdir(out_dir):
+                os.rmdir(out_dir)  # empty
+            os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def _psnr_uint8(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float('inf') if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def bicubic_upscale_psnr(root, split='val'):
+    """Mean PSNR over all frames of ``split`` between GT and cv2 INTER_CUBIC x4 upscale of LQ.
+
+    The usual "bicubic" baseline: RGB, 8-bit, crop_border 0.
+    """
+    values = []
+    for clip, n, (h, w, _) in read_video_meta_info(os.path.join(root, f'meta_info_{split}.txt')):
+        for t in range(n):
+            name = f'{t:08d}.png'
+            gt = cv2.imread(os.path.join(root, split, 'GT', clip, name), cv2.IMREAD_COLOR)
+            lq = cv2.imread(os.path.join(root, split, 'LQ', clip, name), cv2.IMREAD_COLOR)
+            if gt is None or lq is None:
+                raise FileNotFoundError(f'missing frame {clip}/{name} under {root}/{split}')
+            up = cv2.resize(lq, (w, h), interpolation=cv2.INTER_CUBIC)
+            values.append(_psnr_uint8(gt, up))  # BGR vs BGR: same per-pixel errors as RGB
+    if not values:
+        raise ValueError(f'no frames listed in {root}/meta_info_{split}.txt')
+    return float(np.mean(values))

@@ -1,0 +1,81 @@
+"""Real BasicSR training runs of a tiny BasicVSR on the demo data, on CPU: learning, validation, resume."""
+import json
+import os
+import re
+import subprocess
+import sys
+from os import path as osp
+
+import pytest
+
+from tests.conftest import REPO_ROOT, demo_options, run_training, write_options
+
+LOG_LINE = re.compile(r'iter:\s*(\d+), lr:\(([^)]*)\).*l_pix: ([0-9.e+-]+)')
+
+
+def tiny_options(demo_data, name, **overrides):
+    settings = dict(name=name, network_g__num_feat=8, network_g__num_block=1, datasets__train__gt_size=64,
+                    datasets__train__num_frame=3, datasets__train__batch_size_per_gpu=2,
+                    datasets__train__num_worker_per_gpu=1, train__total_iter=12, train__scheduler__periods=[12],
+                    val__val_freq=6, logger__print_freq=1, logger__save_checkpoint_freq=6)
+    settings.update(overrides)
+    return demo_options(demo_data, **settings)
+
+
+def logged_iterations(stdout):
+    """{iter: (lrs, l_pix)} from BasicSR's console log."""
+    return {int(it): (lrs, float(loss)) for it, lrs, loss in LOG_LINE.findall(stdout)}
+
+
+def test_training_learns_and_validates_on_cpu(demo_data, tmp_path):
+    opt = tiny_options(demo_data, 'learns', train__total_iter=40, train__scheduler__periods=[40],
+                       train__optim_g__lr=3e-3, val__val_freq=10, logger__save_checkpoint_freq=40)
+    result = run_training(tmp_path, write_options(opt, tmp_path))
+    logged = logged_iterations(result.stdout)
+    assert sorted(logged) == list(range(1, 41))  # total_iter honoured exactly
+    losses = [logged[it][1] for it in sorted(logged)]
+    assert sum(losses[-10:]) < sum(losses[:10])
+    records = [json.loads(line) for line in open(tmp_path / 'experiments' / 'learns' / 'val_metrics.jsonl')]
+    assert [r['iter'] for r in records][:4] == [10, 20, 30, 40]  # then BasicSR's final validation
+    assert all(r['dataset'] == 'demo_val' and 0 < r['ssim'] <= 1 for r in records)
+    assert records[-1]['psnr'] > records[0]['psnr'] + 0.1, [r['psnr'] for r in records]
+    assert (tmp_path / 'experiments' / 'learns' / 'models' / 'net_g_latest.pth').is_file()
+
+
+def test_auto_resume_continues_at_the_saved_iteration_with_the_same_lr(demo_data, tmp_path):
+    opt_path = write_options(tiny_options(demo_data, 'resume'), tmp_path)
+    uninterrupted = logged_iterations(run_training(tmp_path, opt_path).stdout)
+    states = tmp_path / 'experiments' / 'resume' / 'training_states'
+    assert sorted(os.listdir(states)) == ['12.state', '6.state']
+    os.remove(states / '12.state')  # as if killed after the checkpoint at iteration 6
+
+    other_cwd = tmp_path / 'elsewhere'
+    other_cwd.mkdir()
+    resumed_run = run_training(tmp_path, opt_path, '--auto_resume', cwd=str(other_cwd))
+    assert 'Resuming training from epoch: 0, iter: 6.' in resumed_run.stdout
+    resumed = logged_iterations(resumed_run.stdout)
+    assert sorted(resumed) == list(range(7, 13))
+    assert {it: lrs for it, (lrs, _) in resumed.items()} == {it: uninterrupted[it][0] for it in range(7, 13)}
+
+
+def test_train_script_command_line(demo_data, tmp_path):
+    """`python basicsr_multigrid/train.py -opt X.yml --debug` as users type it (experiments go to the repo root)."""
+    name = f'pytest_cli_{os.getpid()}'
+    opt_path = write_options(tiny_options(demo_data, name, train__total_iter=2, train__scheduler__periods=[2]),
+                             tmp_path)
+    experiment = osp.join(REPO_ROOT, 'experiments', f'debug_{name}')
+    try:
+        result = subprocess.run([sys.executable, 'basicsr_multigrid/train.py', '-opt', opt_path, '--debug'],
+                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert osp.isfile(osp.join(experiment, 'models', 'net_g_latest.pth'))
+    finally:
+        import shutil
+        shutil.rmtree(experiment, ignore_errors=True)
+
+
+@pytest.mark.parametrize('launcher_arg', ['--local-rank=0'])
+def test_local_rank_spelling_from_torch_launch_is_accepted(demo_data, tmp_path, launcher_arg):
+    opt_path = write_options(tiny_options(demo_data, 'local_rank', train__total_iter=1,
+                                          train__scheduler__periods=[1]), tmp_path)
+    run_training(tmp_path, opt_path, launcher_arg)

@@ -1,0 +1,47 @@
+"""Train the demo model on the embedded demo data and print its validation PSNR next to bicubic's.
+
+    python tools/run_demo.py -opt options/train/demo/train_BasicVSR_multigrid_demo.yml --data datasets/demo
+
+`make demo` runs this after building the data with tools/make_demo_data.py.
+"""
+import argparse
+import json
+import sys
+from os import path as osp
+
+import yaml
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
+from basicsr_multigrid.pipeline import train_pipeline  # noqa: E402
+from basicsr_multigrid.utils.demo_data import bicubic_upscale_psnr  # noqa: E402
+
+
+def last_validation(experiment_root):
+    with open(osp.join(experiment_root, 'val_metrics.jsonl')) as f:
+        return json.loads(f.readlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', required=True, help='training option YAML')
+    parser.add_argument('--data', default='datasets/demo', help='demo data folder (for the bicubic baseline)')
+    args = parser.parse_args(argv)
+    if not osp.isfile(osp.join(args.data, 'meta_info_val.txt')):
+        sys.exit(f'error: no demo data in {args.data}; build it with: python tools/make_demo_data.py --out {args.data}')
+    with open(args.opt) as f:
+        name = yaml.safe_load(f)['name']
+
+    bicubic = bicubic_upscale_psnr(args.data, split='val')
+    train_pipeline(REPO_ROOT, argv=['train.py', '-opt', args.opt])
+    result = last_validation(osp.join(REPO_ROOT, 'experiments', name))
+    print(f"\nValidation on the held-out demo clips after {result['iter']} iterations "
+          f"({result['wall_s']:.0f} s of training):")
+    print(f"  model   PSNR {result['psnr']:.2f} dB, SSIM {result.get('ssim', float('nan')):.4f}")
+    print(f'  bicubic PSNR {bicubic:.2f} dB  ({result["psnr"] - bicubic:+.2f} dB)')
+
+
+if __name__ == '__main__':
+    main()
