@@ -278,6 +278,41 @@ def fix_b17_spynet_below_33px():
     _patch('B17_spynet_below_33px', SpyNet, 'process', process)
 
 
+def fix_b18_basicvsrpp_below_64px():
+    """B18: BasicVSR++ asserts LR inputs >= 64 px, a SpyNet limit that B17 removes.
+
+    Inputs of 64 px and more (and CPU-cached long clips) still take basicsr's own forward; smaller ones run
+    the same steps (features, flows, second-order propagation, upsampling) without the assert.
+    """
+    import torch.nn.functional as F
+    from basicsr.archs.basicvsrpp_arch import BasicVSRPlusPlus
+    original_forward = BasicVSRPlusPlus.__dict__['forward']
+
+    def forward(self, lqs):
+        n, t, c, h, w = lqs.size()
+        low_res = lqs if self.is_low_res_input else F.interpolate(
+            lqs.view(-1, c, h, w), scale_factor=0.25, mode='bicubic').view(n, t, c, h // 4, w // 4)
+        if min(low_res.shape[-2:]) >= 64 or t > self.cpu_cache_length:
+            return original_forward(self, lqs)
+        self.cpu_cache = False
+        self.check_if_mirror_extended(lqs)
+        spatial = self.feat_extract(lqs.view(-1, c, h, w))
+        feats = {'spatial': list(spatial.view(n, t, *spatial.shape[1:]).unbind(1))}
+        flows_forward, flows_backward = self.compute_flow(low_res)
+        for iteration in (1, 2):
+            for direction in ('backward', 'forward'):
+                module = f'{direction}_{iteration}'
+                feats[module] = []
+                if direction == 'backward':
+                    flows = flows_backward
+                else:  # a mirror-extended clip has no forward flows: they are the backward ones reversed
+                    flows = flows_forward if flows_forward is not None else flows_backward.flip(1)
+                feats = self.propagate(feats, flows, module)
+        return self.upsample(lqs, feats)
+
+    _patch('B18_basicvsrpp_below_64px', BasicVSRPlusPlus, 'forward', forward)
+
+
 def apply():
     """Apply every fix once: shims before basicsr is imported, then the class patches."""
     global _APPLIED
@@ -296,6 +331,7 @@ def apply():
     fix_b11_lmdb_second_open()
     fix_b14_only_adam()
     fix_b17_spynet_below_33px()
+    fix_b18_basicvsrpp_below_64px()
     _APPLIED = True
 
 

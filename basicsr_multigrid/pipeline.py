@@ -1,17 +1,55 @@
-"""Thin wrappers around basicsr's train/test pipelines: argv fixes, then basicsr's own loop (no fork)."""
+"""Thin wrappers around basicsr's train/test pipelines: argv fixes and the multigrid loader, then basicsr's
+own loop (no fork).
+
+`basicsr.train` looks up `load_resume_state` and `create_train_val_dataloader` as module globals at call
+time, so they are swapped for the duration of one run: the loader factory needs the iteration a resumed run
+starts from, to continue the schedule and the data order exactly where they stopped.
+"""
+import contextlib
 import sys
 
 import basicsr.test
 import basicsr.train
 
-from basicsr_multigrid.compat import fix_b3_local_rank_argv
+from basicsr_multigrid import compat
+from basicsr_multigrid.multigrid import dataloader
+
+
+@contextlib.contextmanager
+def _replaced(module, **attributes):
+    saved = {name: getattr(module, name) for name in attributes}
+    for name, value in attributes.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)
 
 
 def train_pipeline(root_path, argv=None):
-    sys.argv = fix_b3_local_rank_argv(sys.argv if argv is None else argv)
-    basicsr.train.train_pipeline(root_path)
+    sys.argv = compat.fix_b3_local_rank_argv(sys.argv if argv is None else argv)
+    resumed = {'iter': 0}
+    stock_factory = basicsr.train.create_train_val_dataloader
+
+    def load_resume_state(opt):
+        state = compat.load_resume_state(opt)
+        resumed['iter'] = state['iter'] if state else 0
+        return state
+
+    def create_train_val_dataloader(opt, logger):
+        if dataloader.uses_scheduled_shapes(opt):
+            return dataloader.create_train_val_dataloader(opt, logger, start_iter=resumed['iter'])
+        if opt['train'].get('multigrid') is not None:
+            raise ValueError(f"datasets.train.type: {opt['datasets']['train']['type']} cannot change shapes per "
+                             'batch; use MultigridPairedVideoDataset with train.multigrid')
+        return stock_factory(opt, logger)
+
+    with _replaced(basicsr.train, load_resume_state=load_resume_state,
+                   create_train_val_dataloader=create_train_val_dataloader):
+        basicsr.train.train_pipeline(root_path)
 
 
 def test_pipeline(root_path, argv=None):
-    sys.argv = fix_b3_local_rank_argv(sys.argv if argv is None else argv)
+    sys.argv = compat.fix_b3_local_rank_argv(sys.argv if argv is None else argv)
     basicsr.test.test_pipeline(root_path)

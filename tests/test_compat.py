@@ -190,8 +190,26 @@ def test_b17_spynet_runs_below_33px_and_is_unchanged_elsewhere():
             net(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
 
 
+def test_b18_basicvsrpp_trains_below_64px_and_is_unchanged_elsewhere():
+    from basicsr.archs.basicvsrpp_arch import BasicVSRPlusPlus
+    torch.manual_seed(0)
+    net = BasicVSRPlusPlus(mid_channels=8, num_blocks=1)
+    small = torch.rand(2, 3, 3, 32, 32)
+    out = net(small)
+    assert out.shape == (2, 3, 3, 128, 128)
+    out.mean().backward()  # trains: gradients reach the deformable alignment
+    assert net.deform_align['backward_1'].conv_offset[-1].weight.grad.abs().sum() > 0
+    large = torch.rand(1, 3, 3, 64, 72)
+    with torch.no_grad():
+        fixed = net(large)
+        with compat.unpatched('B18_basicvsrpp_below_64px'):
+            assert torch.equal(fixed, net(large))
+            with pytest.raises(AssertionError, match='at least 64'):
+                net(small)
+
+
 def test_every_fix_is_tested():
-    tested = {'B4_cpu_resume', 'B6_video_validation_on_cpu', 'B6b_feed_data_copy', 'B7_cuda_prefetcher_on_cpu',
+    tested = {'B18_basicvsrpp_below_64px', 'B4_cpu_resume', 'B6_video_validation_on_cpu', 'B6b_feed_data_copy', 'B7_cuda_prefetcher_on_cpu',
               'B9_basicvsrpp_alignment_on_cpu', 'B11_lmdb_second_open', 'B14_only_adam', 'B17_spynet_below_33px'}
     assert set(compat.ORIGINALS) == tested
 

@@ -13,6 +13,7 @@ import torch
 from basicsr_multigrid.data.multigrid_paired_video_dataset import MultigridPairedVideoDataset
 from basicsr_multigrid.data.paired_video_test_dataset import PairedVideoTestDataset
 from basicsr_multigrid.data.video_frames import VideoDataError, read_video_meta_info
+from basicsr_multigrid.multigrid.sampler import ShapedIndex
 from basicsr_multigrid.utils.demo_data import imresize_bicubic
 
 
@@ -48,7 +49,8 @@ def test_item_shapes_at_default_and_scheduled_shapes(demo_data):
     item = dataset[3]
     assert item['lq'].shape == (5, 3, 16, 16) and item['gt'].shape == (5, 3, 64, 64)
     assert item['lq'].dtype == torch.float32 and 0 <= item['gt'].min() and item['gt'].max() <= 1
-    item = dataset[(3, 2, 32)]  # (index, num_frame, gt_size) from the multigrid sampler
+    item = dataset[ShapedIndex(3, 2, 32, seed=7)]  # from the multigrid sampler
+    assert torch.equal(item['gt'], dataset[ShapedIndex(3, 2, 32, seed=7)]['gt'])  # draws follow the seed
     assert item['lq'].shape == (2, 3, 8, 8) and item['gt'].shape == (2, 3, 32, 32)
 
 
@@ -92,19 +94,15 @@ def test_lmdb_round_trip_gives_identical_tensors(demo_data, tmp_path):
     second_lmdb_reader = MultigridPairedVideoDataset(train_opt(demo_data, dataroot_gt=gt_db, dataroot_lq=lq_db,
                                                                io_backend={'type': 'lmdb'}))  # same env, B11
     for index in (0, 17, len(from_disk) - 1):
-        random.seed(index)
-        a = from_disk[(index, 3, 32)]
-        random.seed(index)
-        b = from_lmdb[(index, 3, 32)]
-        random.seed(index)
-        c = second_lmdb_reader[(index, 3, 32)]
+        a, b, c = (dataset[ShapedIndex(index, 3, 32, seed=index)] for dataset in (from_disk, from_lmdb,
+                                                                                   second_lmdb_reader))
         assert a['key'] == b['key'] == c['key']
         assert torch.equal(a['lq'], b['lq']) and torch.equal(a['gt'], b['gt']) and torch.equal(b['gt'], c['gt'])
 
 
 def test_dataset_survives_pickling_for_worker_processes(demo_data):
     dataset = pickle.loads(pickle.dumps(MultigridPairedVideoDataset(train_opt(demo_data))))
-    assert dataset[(0, 2, 32)]['gt'].shape == (2, 3, 32, 32)
+    assert dataset[ShapedIndex(0, 2, 32, seed=0)]['gt'].shape == (2, 3, 32, 32)
 
 
 def test_validation_dataset_accepts_any_name_and_lists_every_frame(demo_data):

@@ -11,9 +11,10 @@ from basicsr_multigrid.data.video_frames import ClipFrameReader, VideoDataError,
 class MultigridPairedVideoDataset(data.Dataset):
     """Paired LQ/GT training clips of any length, cropped at a shape chosen per item.
 
-    An item index is either an int (the shape comes from `gt_size` / `num_frame` in the options) or an
-    `(index, num_frame, gt_size)` tuple from the multigrid batch sampler, so DataLoader workers build
-    every item at the schedule's shape without anyone mutating shared options.
+    An item index is either an int (the shape comes from `gt_size` / `num_frame` in the options, random
+    draws from Python's global RNG, as in BasicSR) or a `ShapedIndex(index, num_frame, gt_size, seed)` from
+    the multigrid batch sampler: DataLoader workers then build every item at the schedule's shape, with
+    draws from its own seed, so items do not depend on worker count, worker state or resumes.
 
     Options (`datasets.train`):
         dataroot_gt, dataroot_lq: folders `<root>/<clip>/<frame>.png`, or LMDBs with keys `clip/frame`.
@@ -27,6 +28,7 @@ class MultigridPairedVideoDataset(data.Dataset):
     Every start frame of every clip is one item (as in BasicSR's REDS dataset); a start too close to
     the end of its clip is redrawn at random so that clips of any length work.
     """
+    accepts_shaped_indices = True  # read by the multigrid loader factory
 
     def __init__(self, opt):
         super().__init__()
@@ -73,30 +75,34 @@ class MultigridPairedVideoDataset(data.Dataset):
         return len(self.items)
 
     def __getitem__(self, index):
-        index, num_frame, gt_size = index if isinstance(index, (tuple, list)) else (index, self.num_frame, self.gt_size)
+        if isinstance(index, tuple):
+            index, num_frame, gt_size, seed = index
+            rng = random.Random(seed)
+        else:
+            num_frame, gt_size, rng = self.num_frame, self.gt_size, random
         clip, clip_length, start = self.items[index]
-        frame_indices = self._frame_indices(clip, clip_length, start, num_frame)
+        frame_indices = self._frame_indices(clip, clip_length, start, num_frame, rng)
         lq = self.lq_reader.read_clip(clip, frame_indices)
         gt = self.gt_reader.read_clip(clip, frame_indices)
-        lq, gt = self._random_crop(lq, gt, gt_size, clip)
-        lq, gt = self._augment(lq, gt)
+        lq, gt = self._random_crop(lq, gt, gt_size, clip, rng)
+        lq, gt = self._augment(lq, gt, rng)
         return {'lq': clip_to_tensor(lq), 'gt': clip_to_tensor(gt), 'key': f'{clip}/{frame_indices[0]:08d}'}
 
-    def _frame_indices(self, clip, clip_length, start, num_frame):
+    def _frame_indices(self, clip, clip_length, start, num_frame, rng=random):
         intervals = [i for i in self.interval_list if (num_frame - 1) * i < clip_length]
         if not intervals:
             raise VideoDataError(f'clip {clip}: {num_frame} frames at intervals {self.interval_list} exceed its '
                                  f'{clip_length} frames')
-        interval = random.choice(intervals)
+        interval = rng.choice(intervals)
         last_start = clip_length - 1 - (num_frame - 1) * interval
         if start > last_start:
-            start = random.randint(0, last_start)
+            start = rng.randint(0, last_start)
         indices = list(range(start, start + num_frame * interval, interval))
-        if self.random_reverse and random.random() < 0.5:
+        if self.random_reverse and rng.random() < 0.5:
             indices.reverse()
         return indices
 
-    def _random_crop(self, lq, gt, gt_size, clip):
+    def _random_crop(self, lq, gt, gt_size, clip, rng):
         lq_size = gt_size // self.scale
         lq_h, lq_w = lq.shape[1:3]
         if gt.shape[1] != lq_h * self.scale or gt.shape[2] != lq_w * self.scale:
@@ -105,16 +111,16 @@ class MultigridPairedVideoDataset(data.Dataset):
         if lq_size > min(lq_h, lq_w):
             raise VideoDataError(f'datasets.train.gt_size: crop {gt_size} is larger than clip {clip} '
                                  f'({gt.shape[1]}x{gt.shape[2]})')
-        top, left = random.randint(0, lq_h - lq_size), random.randint(0, lq_w - lq_size)
+        top, left = rng.randint(0, lq_h - lq_size), rng.randint(0, lq_w - lq_size)
         lq = lq[:, top:top + lq_size, left:left + lq_size]
         gt_top, gt_left = top * self.scale, left * self.scale
         return lq, gt[:, gt_top:gt_top + gt_size, gt_left:gt_left + gt_size]
 
-    def _augment(self, lq, gt):
+    def _augment(self, lq, gt, rng):
         """Same flips / transpose for every frame of both clips (arrays are (t, h, w, c))."""
-        hflip = self.use_hflip and random.random() < 0.5
-        vflip = self.use_rot and random.random() < 0.5
-        transpose = self.use_rot and random.random() < 0.5
+        hflip = self.use_hflip and rng.random() < 0.5
+        vflip = self.use_rot and rng.random() < 0.5
+        transpose = self.use_rot and rng.random() < 0.5
         return tuple(_flip_transpose(x, hflip, vflip, transpose) for x in (lq, gt))
 
 

@@ -7,20 +7,79 @@ from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from basicsr_multigrid.hooks import build_hooks
+from basicsr_multigrid.hooks.multigrid_lr_hook import MultigridLRHook
+from basicsr_multigrid.hooks.runner import TrainingRunner
+from basicsr_multigrid.multigrid.schedule import MultigridSchedule
+
+
+class LoggedInt(int):
+    """An int that BasicSR's message logger (which formats every value with .4e) prints as an int."""
+
+    def __format__(self, spec):
+        return str(int(self))
+
 
 @MODEL_REGISTRY.register()
 class MultigridVideoRecurrentModel(VideoRecurrentModel):
-    """BasicSR's VideoRecurrentModel (BasicVSR, IconVSR, BasicVSR++) plus machine-readable validation.
+    """BasicSR's VideoRecurrentModel (BasicVSR, IconVSR, BasicVSR++) trained on a multigrid schedule.
 
-    Each validation appends one JSON line per dataset to `<experiments_root>/val_metrics.jsonl`:
-    `{"iter", "dataset", "wall_s", "<metric>": value, ...}`, where `wall_s` counts training time since
-    the model was built, without time spent in validation. The demo and the benchmarks read it.
+    - The schedule (`train.multigrid`, or one fixed-shape phase without it) is built once from the options.
+    - LR: BasicSR's scheduler sets the LR, then the mmengine hooks of `train.hooks` (warmup, linear
+      scaling, ...) and MultigridLRHook multiply it. The hook factors are removed before the next scheduler
+      step, so chainable schedulers (MultiStepRestartLR) never compound them.
+    - `scheduler.periods: stages` restarts CosineAnnealingRestartLR at every spatial stage.
+    - Every logged iteration reports phase, stage, lq_size, num_frame and batch of the batch the network
+      actually received, plus the LR (console and TensorBoard).
+    - Each validation appends one JSON line per dataset to `<experiments_root>/val_metrics.jsonl`:
+      `{"iter", "dataset", "wall_s", "<metric>": value, ...}`, where `wall_s` counts training time since
+      the model was built, without validation time. The demo and the benchmarks read it.
     """
 
     def __init__(self, opt):
+        self.schedule = MultigridSchedule.from_options(opt) if opt['is_train'] else None
         super().__init__(opt)
         self._train_start = time.perf_counter()
         self._validation_seconds = 0.0
+        if self.is_train:
+            self.hooks = build_hooks(opt['train'].get('hooks'))
+            if not any(isinstance(hook, MultigridLRHook) for hook in self.hooks):
+                self.hooks.append(MultigridLRHook())
+            self.runner = TrainingRunner(self, self.schedule, opt.get('world_size', 1), self.schedule.total_iter)
+            self._scheduled_lrs = None
+
+    def setup_schedulers(self):
+        scheduler_opt = self.opt['train']['scheduler']
+        if scheduler_opt.get('periods') == 'stages':
+            stage_ends = {}
+            for phase in self.schedule.phases:
+                stage_ends[(phase.stage, phase.finetune)] = phase.end_iter
+            ends = sorted(stage_ends.values())
+            scheduler_opt['periods'] = [end - start for start, end in zip([0] + ends[:-1], ends)]
+            scheduler_opt.setdefault('restart_weights', [1] * len(ends))
+        super().setup_schedulers()
+
+    def update_learning_rate(self, current_iter, warmup_iter=-1):
+        if self._scheduled_lrs is not None:  # drop last iteration's hook factors before the scheduler steps
+            self._set_lr(self._scheduled_lrs)
+        super().update_learning_rate(current_iter, warmup_iter)
+        self._scheduled_lrs = [[group['lr'] for group in o.param_groups] for o in self.optimizers]
+        self.runner.iter = current_iter - 1
+        for hook in self.hooks:
+            hook.before_train_iter(self.runner, batch_idx=current_iter - 1)
+
+    def resume_training(self, resume_state):
+        """Optimizer states carry the hook-scaled LR of the saved iteration; restart from the scheduler's own."""
+        super().resume_training(resume_state)
+        self._scheduled_lrs = [list(scheduler.get_last_lr()) for scheduler in self.schedulers]
+
+    def optimize_parameters(self, current_iter):
+        super().optimize_parameters(current_iter)
+        phase = self.schedule.phase_at(current_iter - 1)
+        batch, num_frame, _, _, lq_size = self.lq.shape
+        self.log_dict.update(phase=LoggedInt(phase.index), stage=LoggedInt(phase.stage), lq_size=LoggedInt(lq_size),
+                             num_frame=LoggedInt(num_frame), batch=LoggedInt(batch),
+                             lr=self.optimizers[0].param_groups[0]['lr'])
 
     def validation(self, dataloader, current_iter, tb_logger, save_img=False):
         started = time.perf_counter()
