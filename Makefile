@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.basicsr-multigrid-installed
 DEMO_DATA ?= datasets/demo
-DEMO_OPT ?= options/train/demo/train_BasicVSR_demo.yml
+DEMO_OPT ?= options/train/demo/train_BasicVSR_multigrid_demo.yml
 
 .PHONY: install demo test clean-demo
 

@@ -239,7 +239,8 @@ def fix_b14_only_adam():
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         optimizer_cls = getattr(torch.optim, optim_type, None)
         if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
-            raise ValueError(f'train.optim_g.type: unknown optimizer {optim_type!r}; use a torch.optim class name')
+            from basicsr_multigrid.utils.errors import OptionError
+            raise OptionError(f'train.optim_g.type: unknown optimizer {optim_type!r}; use a torch.optim class name')
         return optimizer_cls(params, lr, **kwargs)
 
     _patch('B14_only_adam', BaseModel, 'get_optimizer', get_optimizer)

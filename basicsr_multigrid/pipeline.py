@@ -13,6 +13,7 @@ import basicsr.train
 
 from basicsr_multigrid import compat
 from basicsr_multigrid.multigrid import dataloader
+from basicsr_multigrid.utils.errors import OptionError
 
 
 @contextlib.contextmanager
@@ -32,7 +33,8 @@ def train_pipeline(root_path, argv=None):
     resumed = {'iter': 0}
     stock_factory = basicsr.train.create_train_val_dataloader
 
-    def load_resume_state(opt):
+    def load_resume_state(opt):  # the first call after parse_options, before any folder is made
+        dataloader.preflight(opt)
         state = compat.load_resume_state(opt)
         resumed['iter'] = state['iter'] if state else 0
         return state
@@ -41,7 +43,7 @@ def train_pipeline(root_path, argv=None):
         if dataloader.uses_scheduled_shapes(opt):
             return dataloader.create_train_val_dataloader(opt, logger, start_iter=resumed['iter'])
         if opt['train'].get('multigrid') is not None:
-            raise ValueError(f"datasets.train.type: {opt['datasets']['train']['type']} cannot change shapes per "
+            raise OptionError(f"datasets.train.type: {opt['datasets']['train']['type']} cannot change shapes per "
                              'batch; use MultigridPairedVideoDataset with train.multigrid')
         return stock_factory(opt, logger)
 
@@ -53,3 +55,12 @@ def train_pipeline(root_path, argv=None):
 def test_pipeline(root_path, argv=None):
     sys.argv = compat.fix_b3_local_rank_argv(sys.argv if argv is None else argv)
     basicsr.test.test_pipeline(root_path)
+
+
+def run_cli(pipeline, root_path):
+    """Entry-point runner: bad options or data end with one line on stderr and exit status 2."""
+    try:
+        pipeline(root_path)
+    except OptionError as error:
+        print(f'error: {error}', file=sys.stderr)
+        sys.exit(2)

@@ -7,7 +7,7 @@ from os import path as osp
 sys.path = [p for p in sys.path if osp.abspath(p or '.') != osp.dirname(osp.abspath(__file__))]
 
 import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration, before basicsr)
-from basicsr_multigrid.pipeline import train_pipeline  # noqa: E402
+from basicsr_multigrid.pipeline import run_cli, train_pipeline  # noqa: E402
 
 if __name__ == '__main__':
-    train_pipeline(osp.abspath(osp.join(__file__, osp.pardir, osp.pardir)))
+    run_cli(train_pipeline, osp.abspath(osp.join(__file__, osp.pardir, osp.pardir)))

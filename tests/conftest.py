@@ -9,6 +9,8 @@ from os import path as osp
 import pytest
 import yaml
 
+import basicsr_multigrid  # noqa: F401  (before any basicsr import: compat fixes + registration)
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_OPTIONS = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_BasicVSR_demo.yml')
 

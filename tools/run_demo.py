@@ -15,7 +15,8 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
-from basicsr_multigrid.pipeline import train_pipeline  # noqa: E402
+from basicsr_multigrid.multigrid.schedule import MultigridSchedule  # noqa: E402
+from basicsr_multigrid.pipeline import run_cli, train_pipeline  # noqa: E402
 from basicsr_multigrid.utils.demo_data import bicubic_upscale_psnr  # noqa: E402
 
 
@@ -32,11 +33,12 @@ def main(argv=None):
     if not osp.isfile(osp.join(args.data, 'meta_info_val.txt')):
         sys.exit(f'error: no demo data in {args.data}; build it with: python tools/make_demo_data.py --out {args.data}')
     with open(args.opt) as f:
-        name = yaml.safe_load(f)['name']
+        opt = yaml.safe_load(f)
 
+    print(f"Training schedule of {opt['name']}:\n{MultigridSchedule.from_options(opt).format_table()}\n", flush=True)
     bicubic = bicubic_upscale_psnr(args.data, split='val')
-    train_pipeline(REPO_ROOT, argv=['train.py', '-opt', args.opt])
-    result = last_validation(osp.join(REPO_ROOT, 'experiments', name))
+    run_cli(lambda root: train_pipeline(root, argv=['train.py', '-opt', args.opt]), REPO_ROOT)
+    result = last_validation(osp.join(REPO_ROOT, 'experiments', opt['name']))
     print(f"\nValidation on the held-out demo clips after {result['iter']} iterations "
           f"({result['wall_s']:.0f} s of training):")
     print(f"  model   PSNR {result['psnr']:.2f} dB, SSIM {result.get('ssim', float('nan')):.4f}")

@@ -23,6 +23,8 @@ class MultigridPairedVideoDataset(data.Dataset):
         num_frame, gt_size, scale: default shape (scale is copied from the top level by BasicSR).
         interval_list (default [1]): frame strides to draw from; random_reverse (default False).
         use_hflip, use_rot (default True): flips and 90-degree rotations, same for LQ and GT.
+        gt_center_frame_only (default False): return only the middle GT frame (b, c, H, W), for sliding-window
+            models such as EDVR (BasicSR's EDVRModel).
         filename_tmpl (default '08d'), filename_ext (default 'png').
 
     Every start frame of every clip is one item (as in BasicSR's REDS dataset); a start too close to
@@ -39,6 +41,7 @@ class MultigridPairedVideoDataset(data.Dataset):
         self.interval_list = opt.get('interval_list', [1])
         self.random_reverse = opt.get('random_reverse', False)
         self.use_hflip, self.use_rot = opt.get('use_hflip', True), opt.get('use_rot', True)
+        self.gt_center_frame_only = opt.get('gt_center_frame_only', False)
         backend = opt.get('io_backend', {}).get('type', 'disk')
         naming = dict(filename_tmpl=opt.get('filename_tmpl', '08d'), filename_ext=opt.get('filename_ext', 'png'))
         self.gt_reader = ClipFrameReader(opt['dataroot_gt'], backend, 'datasets.train.dataroot_gt', **naming)
@@ -86,7 +89,10 @@ class MultigridPairedVideoDataset(data.Dataset):
         gt = self.gt_reader.read_clip(clip, frame_indices)
         lq, gt = self._random_crop(lq, gt, gt_size, clip, rng)
         lq, gt = self._augment(lq, gt, rng)
-        return {'lq': clip_to_tensor(lq), 'gt': clip_to_tensor(gt), 'key': f'{clip}/{frame_indices[0]:08d}'}
+        gt = clip_to_tensor(gt)
+        if self.gt_center_frame_only:
+            gt = gt[num_frame // 2]
+        return {'lq': clip_to_tensor(lq), 'gt': gt, 'key': f'{clip}/{frame_indices[0]:08d}'}
 
     def _frame_indices(self, clip, clip_length, start, num_frame, rng=random):
         intervals = [i for i in self.interval_list if (num_frame - 1) * i < clip_length]

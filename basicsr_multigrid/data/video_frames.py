@@ -12,11 +12,12 @@ import cv2
 import numpy as np
 
 from basicsr_multigrid.compat import shared_lmdb_env
+from basicsr_multigrid.utils.errors import OptionError
 
 _META_LINE = re.compile(r'^(?P<clip>\S+)\s+(?P<frames>\d+)\s+\(\s*(?P<h>\d+)\s*,\s*(?P<w>\d+)\s*,\s*(?P<c>\d+)\s*\)\s*$')
 
 
-class VideoDataError(ValueError):
+class VideoDataError(OptionError):
     """A problem with the data on disk: the message names the file or key."""
 
 

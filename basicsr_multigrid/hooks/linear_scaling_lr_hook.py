@@ -1,6 +1,7 @@
 from mmengine.hooks import Hook
 
 from basicsr_multigrid.hooks.registry import HOOKS
+from basicsr_multigrid.utils.errors import OptionError
 
 
 @HOOKS.register_module()
@@ -15,7 +16,7 @@ class LinearScalingLRHook(Hook):
 
     def __init__(self, reference_batch=32):
         if int(reference_batch) < 1:
-            raise ValueError(f'train.hooks.LinearScalingLRHook.reference_batch: must be >= 1, got {reference_batch}')
+            raise OptionError(f'train.hooks.LinearScalingLRHook.reference_batch: must be >= 1, got {reference_batch}')
         self.reference_batch = int(reference_batch)
 
     def factor(self, runner):

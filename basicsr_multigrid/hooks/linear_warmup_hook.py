@@ -1,6 +1,7 @@
 from mmengine.hooks import Hook
 
 from basicsr_multigrid.hooks.registry import HOOKS
+from basicsr_multigrid.utils.errors import OptionError
 
 
 @HOOKS.register_module()
@@ -15,7 +16,7 @@ class LinearWarmupHook(Hook):
 
     def __init__(self, warmup_iter=5000, restart_at_stages=False):
         if int(warmup_iter) < 1:
-            raise ValueError(f'train.hooks.LinearWarmupHook.warmup_iter: must be >= 1, got {warmup_iter}')
+            raise OptionError(f'train.hooks.LinearWarmupHook.warmup_iter: must be >= 1, got {warmup_iter}')
         self.warmup_iter = int(warmup_iter)
         self.restart_at_stages = restart_at_stages
 

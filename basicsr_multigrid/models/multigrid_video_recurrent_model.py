@@ -11,6 +11,7 @@ from basicsr_multigrid.hooks import build_hooks
 from basicsr_multigrid.hooks.multigrid_lr_hook import MultigridLRHook
 from basicsr_multigrid.hooks.runner import TrainingRunner
 from basicsr_multigrid.multigrid.schedule import MultigridSchedule
+from basicsr_multigrid.utils.phase_timer import PhaseTimer
 
 
 class LoggedInt(int):
@@ -34,6 +35,8 @@ class MultigridVideoRecurrentModel(VideoRecurrentModel):
     - Each validation appends one JSON line per dataset to `<experiments_root>/val_metrics.jsonl`:
       `{"iter", "dataset", "wall_s", "<metric>": value, ...}`, where `wall_s` counts training time since
       the model was built, without validation time. The demo and the benchmarks read it.
+    - Measured seconds per iteration and data-loading share per phase go to
+      `<experiments_root>/phase_timing.json` at every validation and checkpoint.
     """
 
     def __init__(self, opt):
@@ -47,19 +50,28 @@ class MultigridVideoRecurrentModel(VideoRecurrentModel):
                 self.hooks.append(MultigridLRHook())
             self.runner = TrainingRunner(self, self.schedule, opt.get('world_size', 1), self.schedule.total_iter)
             self._scheduled_lrs = None
+            self.phase_timer = PhaseTimer(self.schedule)
 
     def setup_schedulers(self):
         scheduler_opt = self.opt['train']['scheduler']
         if scheduler_opt.get('periods') == 'stages':
-            stage_ends = {}
-            for phase in self.schedule.phases:
-                stage_ends[(phase.stage, phase.finetune)] = phase.end_iter
-            ends = sorted(stage_ends.values())
-            scheduler_opt['periods'] = [end - start for start, end in zip([0] + ends[:-1], ends)]
-            scheduler_opt.setdefault('restart_weights', [1] * len(ends))
+            lengths = self.stage_lengths()
+            # BasicSR's restart falls one step after a period's end: shorten the first period by one so the
+            # LR restarts exactly at each stage boundary and the last period ends at total_iter.
+            scheduler_opt['periods'] = [lengths[0] - 1] + lengths[1:]
+            scheduler_opt.setdefault('restart_weights', [1] * len(lengths))
         super().setup_schedulers()
 
+    def stage_lengths(self):
+        """Iterations of each spatial stage (and of the fine-tune phase, if any), in order."""
+        ends = {}
+        for phase in self.schedule.phases:
+            ends[(phase.stage, phase.finetune)] = phase.end_iter
+        ends = sorted(ends.values())
+        return [end - start for start, end in zip([0] + ends[:-1], ends)]
+
     def update_learning_rate(self, current_iter, warmup_iter=-1):
+        self.phase_timer.start_step()  # BasicSR calls this first in every iteration, after fetching the batch
         if self._scheduled_lrs is not None:  # drop last iteration's hook factors before the scheduler steps
             self._set_lr(self._scheduled_lrs)
         super().update_learning_rate(current_iter, warmup_iter)
@@ -80,12 +92,29 @@ class MultigridVideoRecurrentModel(VideoRecurrentModel):
         self.log_dict.update(phase=LoggedInt(phase.index), stage=LoggedInt(phase.stage), lq_size=LoggedInt(lq_size),
                              num_frame=LoggedInt(num_frame), batch=LoggedInt(batch),
                              lr=self.optimizers[0].param_groups[0]['lr'])
+        self.phase_timer.end_step(current_iter - 1)
+
+    def save(self, epoch, current_iter):
+        started = time.perf_counter()
+        super().save(epoch, current_iter)
+        if self.is_train:
+            self.phase_timer.exclude(time.perf_counter() - started)
+            self._write_phase_timing()
+
+    @master_only
+    def _write_phase_timing(self):
+        os.makedirs(self.opt['path']['experiments_root'], exist_ok=True)
+        with open(osp.join(self.opt['path']['experiments_root'], 'phase_timing.json'), 'w') as f:
+            json.dump(self.phase_timer.report(), f, indent=1)
 
     def validation(self, dataloader, current_iter, tb_logger, save_img=False):
         started = time.perf_counter()
         self._wall_at_validation = started - self._train_start - self._validation_seconds
         super().validation(dataloader, current_iter, tb_logger, save_img)
         self._validation_seconds += time.perf_counter() - started
+        if self.is_train:
+            self.phase_timer.exclude(time.perf_counter() - started)
+            self._write_phase_timing()
 
     def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
         super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)

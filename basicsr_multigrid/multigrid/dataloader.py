@@ -5,24 +5,41 @@ the schedule decides the shape and batch of every iteration, and the sampler yie
 batches in all, so the loop ends at `total_iter` even when the batch size changes between phases.
 """
 from functools import partial
+from os import path as osp
 
 import torch
 from basicsr.data import build_dataloader, build_dataset
 
-from basicsr_multigrid.archs.shape_limits import shape_limits_for
+from basicsr_multigrid.archs.shape_limits import check_network_shapes
+from basicsr_multigrid.data.video_frames import read_video_meta_info
+from basicsr_multigrid.hooks import build_hooks
 from basicsr_multigrid.multigrid.sampler import ScheduledShapeBatchSampler
 from basicsr_multigrid.multigrid.schedule import MultigridSchedule
+from basicsr_multigrid.utils.errors import OptionError
 
 
-def build_schedule(opt, train_set=None):
-    """The schedule of a run, checked against the network's limits and, when given, the training data."""
+def build_schedule(opt, clips=None):
+    """The schedule of a run, checked against the network's limits and, when given, the training clips."""
     schedule = MultigridSchedule.from_options(opt)
-    limits = shape_limits_for(opt.get('network_g', {}))
-    if train_set is not None:
-        limits.update(max_lq_size=tuple(side // opt['scale'] for side in train_set.smallest_frame),
-                      max_num_frame=train_set.shortest_clip)
-    schedule.check_limits(**limits)
+    data_limits = {}
+    if clips:
+        data_limits['max_lq_size'] = min((c.shape[0] // opt['scale'], c.shape[1] // opt['scale']) for c in clips)
+        data_limits['max_num_frame'] = min(clip.num_frames for clip in clips)
+    check_network_shapes(schedule, opt.get('network_g', {}), **data_limits)
     return schedule
+
+
+def preflight(opt):
+    """Check what can be checked of a training run before any folder is created: data roots, meta file,
+    the schedule against the network and the data, the hooks. Raises OptionError naming the key."""
+    train_opt = opt['datasets'].get('train')
+    if train_opt is None or not uses_scheduled_shapes(opt):
+        return
+    for key in ('dataroot_gt', 'dataroot_lq'):
+        if not osp.exists(str(train_opt.get(key))):
+            raise OptionError(f'datasets.train.{key}: not found: {train_opt.get(key)}')
+    build_schedule(opt, read_video_meta_info(train_opt['meta_info_file']))
+    build_hooks(opt['train'].get('hooks'))
 
 
 def _seed_worker(worker_id, seed):
@@ -56,7 +73,7 @@ def create_train_val_dataloader(opt, logger, start_iter=0):
     for phase, dataset_opt in opt['datasets'].items():
         if phase == 'train':
             train_set = build_dataset(dataset_opt)
-            schedule = build_schedule(opt, train_set)
+            schedule = build_schedule(opt, train_set.clips)
             train_loader, train_sampler = build_train_loader(opt, train_set, schedule, start_iter)
             total_iters = schedule.total_iter
             total_epochs = train_sampler.num_epochs - 1  # BasicSR loops over range(start_epoch, total_epochs + 1)
@@ -70,7 +87,7 @@ def create_train_val_dataloader(opt, logger, start_iter=0):
                                                 sampler=None, seed=opt['manual_seed']))
             logger.info(f'Number of val clips in {dataset_opt["name"]}: {len(val_set)}')
         else:
-            raise ValueError(f'datasets.{phase}: unknown dataset phase; use train, val or val_<n>')
+            raise OptionError(f'datasets.{phase}: unknown dataset phase; use train, val or val_<n>')
     return train_loader, train_sampler, val_loaders, total_epochs, total_iters
 
 

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any, Mapping, Sequence
 
+from basicsr_multigrid.utils.errors import OptionError
+
 __all__ = ['MultigridSchedule', 'Phase', 'ScheduleError']
 
 SECTION = 'train.multigrid'
@@ -41,7 +43,7 @@ FRAME_COUNT_TOLERANCE = Fraction(1, 10**9)
 SPLIT_SUM_TOLERANCE = 1e-6
 
 
-class ScheduleError(ValueError):
+class ScheduleError(OptionError):
     """One-line message that starts with the YAML key path, e.g.
     'train.multigrid.stage_split: fractions sum to 0.9, must sum to 1'."""
 

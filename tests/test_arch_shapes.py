@@ -1,0 +1,52 @@
+"""Every supported VSR network trains (forward + backward) at the paper's first-stage shape: LR 32x32 patches
+and the shortest clip of the schedule (7 of 15 frames; EDVR-M keeps its fixed 5)."""
+import pytest
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from basicsr_multigrid.archs.shape_limits import check_network_shapes
+from basicsr_multigrid.multigrid.schedule import MultigridSchedule
+
+TINY_NETWORKS = {
+    'BasicVSR': dict(num_feat=8, num_block=1),
+    'IconVSR': dict(num_feat=8, num_block=1, keyframe_stride=5, temporal_padding=2),
+    'BasicVSRPlusPlus': dict(mid_channels=8, num_blocks=1),
+    'EDVR': dict(num_in_ch=3, num_out_ch=3, num_feat=16, num_frame=5, deformable_groups=2, num_extract_block=1,
+                 num_reconstruct_block=1, with_tsa=True),
+}
+
+
+def paper_schedule(num_frame, temporal_fractions=(0.5, 0.75, 1.0)):
+    opt = {'scale': 4, 'train': {'total_iter': 600, 'multigrid': {'spatial_sizes': [32, 64],
+                                                                  'temporal_fractions': list(temporal_fractions)}},
+           'datasets': {'train': {'num_frame': num_frame, 'gt_size': 256, 'batch_size_per_gpu': 1}}}
+    return MultigridSchedule.from_options(opt)
+
+
+@pytest.mark.parametrize('arch', sorted(TINY_NETWORKS))
+def test_network_trains_at_lr32_and_the_shortest_clip(arch):
+    schedule = paper_schedule(5, [1.0]) if arch == 'EDVR' else paper_schedule(15)
+    check_network_shapes(schedule, {'type': arch, **TINY_NETWORKS[arch]})
+    first = schedule.phases[0]
+    assert first.lq_size == 32 and first.num_frame == (5 if arch == 'EDVR' else 7)
+    torch.manual_seed(0)
+    net = ARCH_REGISTRY.get(arch)(**TINY_NETWORKS[arch])
+    lq = torch.rand(1, first.num_frame, 3, 32, 32)
+    out = net(lq)
+    expected = (1, 3, 128, 128) if arch == "EDVR" else (1, first.num_frame, 3, 128, 128)
+    assert out.shape == expected
+    out.mean().backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_shape_limits_reject_what_a_network_cannot_train_on():
+    from basicsr_multigrid.multigrid.schedule import ScheduleError
+    with pytest.raises(ScheduleError, match=r'^train.multigrid.temporal_fractions: .*IconVSR'):
+        check_network_shapes(paper_schedule(8), {'type': 'IconVSR'})  # 4 frames < 5
+    with pytest.raises(ScheduleError, match=r'^train.multigrid.temporal_fractions: EDVR is built for 5-frame'):
+        check_network_shapes(paper_schedule(15), {'type': 'EDVR', 'num_frame': 5})
+    odd_sizes = paper_schedule(5, [1.0]).to_dict()
+    odd_sizes['phases'][0].update(lq_size=30, gt_size=120)
+    with pytest.raises(ScheduleError, match=r'^train.multigrid.spatial_sizes: .*EDVR'):
+        check_network_shapes(MultigridSchedule.from_dict(odd_sizes), {'type': 'EDVR'})  # PCD needs multiples of 4
+

@@ -1,0 +1,109 @@
+"""LR hooks on top of BasicSR's schedulers, checked against closed-form numbers, through the real model."""
+import copy
+import math
+
+import pytest
+
+from basicsr_multigrid.hooks import build_hooks
+from basicsr_multigrid.utils.errors import OptionError
+
+
+def model_options(total_iter=40, batch=4, world_size=1, scheduler=None, hooks=None, multigrid=None, warmup_iter=-1,
+                  lr=1e-3):
+    train = {'optim_g': {'type': 'Adam', 'lr': lr, 'betas': [0.9, 0.99]},
+             'scheduler': scheduler or {'type': 'CosineAnnealingRestartLR', 'periods': [total_iter],
+                                        'restart_weights': [1], 'eta_min': 1e-7},
+             'total_iter': total_iter, 'warmup_iter': warmup_iter, 'flow_lr_mul': 0.125,
+             'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'},
+             'hooks': hooks, 'multigrid': multigrid}
+    return {'name': 'hooks', 'model_type': 'MultigridVideoRecurrentModel', 'scale': 4, 'num_gpu': 0,
+            'is_train': True, 'dist': False, 'rank': 0, 'world_size': world_size,
+            'datasets': {'train': {'num_frame': 6, 'gt_size': 64, 'batch_size_per_gpu': batch}},
+            'network_g': {'type': 'BasicVSR', 'num_feat': 4, 'num_block': 1, 'spynet_path': None},
+            'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+            'train': train, 'val': {'val_freq': 100, 'metrics': None}}
+
+
+def build(opt):
+    from basicsr.models import build_model
+    return build_model(copy.deepcopy(opt))
+
+
+def lr_sequence(model, first, last, warmup_iter=-1):
+    """The LR of the first param group at BasicSR iterations first..last (1-based), as the loop sets it."""
+    lrs = []
+    for current_iter in range(first, last + 1):
+        model.update_learning_rate(current_iter, warmup_iter=warmup_iter)
+        lrs.append(model.optimizers[0].param_groups[0]['lr'])
+    return lrs
+
+
+def cosine(it, period, base=1e-3, eta_min=1e-7, weight=1.0):
+    return eta_min + weight * 0.5 * (base - eta_min) * (1 + math.cos(math.pi * it / period))
+
+
+def test_warmup_and_linear_scaling_on_cosine_annealing():
+    hooks = [{'type': 'LinearWarmupHook', 'warmup_iter': 10}, {'type': 'LinearScalingLRHook', 'reference_batch': 2}]
+    model = build(model_options(hooks=hooks, batch=4, world_size=1))
+    expected = [cosine(i - 1, 40) * min(1, i / 10) * (4 * 1 / 2) for i in range(1, 41)]
+    assert lr_sequence(model, 1, 40) == pytest.approx(expected, rel=1e-9)
+    flow_lr = model.optimizers[0].param_groups[1]['lr']
+    assert flow_lr == pytest.approx(cosine(39, 40, base=1e-3 * 0.125) * 2, rel=1e-9)  # every group is scaled
+
+
+def test_linear_scaling_uses_the_global_batch():
+    hooks = [{'type': 'LinearScalingLRHook', 'reference_batch': 32}]
+    model = build(model_options(hooks=hooks, batch=16, world_size=8))
+    assert lr_sequence(model, 1, 1) == pytest.approx([cosine(0, 40) * 4])
+
+
+def test_chainable_multistep_scheduler_does_not_compound_hook_factors():
+    scheduler = {'type': 'MultiStepRestartLR', 'milestones': [10, 20], 'gamma': 0.5}
+    hooks = [{'type': 'LinearScalingLRHook', 'reference_batch': 2}]
+    model = build(model_options(scheduler=scheduler, hooks=hooks, batch=4))
+    expected = [1e-3 * 0.5 ** ((i - 1 >= 10) + (i - 1 >= 20)) * 2 for i in range(1, 31)]
+    assert lr_sequence(model, 1, 30) == pytest.approx(expected, rel=1e-12)
+
+
+def test_stage_restarts_and_stage_lr_factors_follow_the_schedule():
+    scheduler = {'type': 'CosineAnnealingRestartLR', 'periods': 'stages', 'restart_weights': [1, 1], 'eta_min': 1e-7}
+    multigrid = {'spatial_sizes': [8, 16], 'stage_split': [0.25, 0.75], 'stage_lr_factors': [1.0, 0.5]}
+    model = build(model_options(scheduler=scheduler, multigrid=multigrid))
+    assert model.schedulers[0].periods == [9, 30]  # the first one ends a step early in BasicSR's convention
+    expected = [cosine(i - 1, 9) if i <= 10 else 0.5 * cosine(i - 10, 30) for i in range(1, 41)]
+    assert lr_sequence(model, 1, 40) == pytest.approx(expected, rel=1e-9)
+
+
+def test_warmup_restarts_at_each_spatial_stage():
+    hooks = [{'type': 'LinearWarmupHook', 'warmup_iter': 4, 'restart_at_stages': True}]
+    scheduler = {'type': 'MultiStepRestartLR', 'milestones': [1000], 'gamma': 0.5}
+    model = build(model_options(hooks=hooks, scheduler=scheduler, multigrid={'spatial_sizes': [8, 16]}))
+    factors = [lr / 1e-3 for lr in lr_sequence(model, 1, 40)]
+    second_stage = min(p.start_iter for p in model.schedule.phases if p.stage == 1)
+    assert factors[:5] == pytest.approx([0.25, 0.5, 0.75, 1, 1])
+    assert factors[second_stage - 1:second_stage + 5] == pytest.approx([1, 0.25, 0.5, 0.75, 1, 1])
+
+
+def test_resume_restarts_from_the_scheduler_lr_not_the_hook_scaled_one():
+    scheduler = {'type': 'MultiStepRestartLR', 'milestones': [10, 20], 'gamma': 0.5}
+    hooks = [{'type': 'LinearWarmupHook', 'warmup_iter': 8}, {'type': 'LinearScalingLRHook', 'reference_batch': 1}]
+    opt = model_options(scheduler=scheduler, hooks=hooks, batch=4)
+    uninterrupted = lr_sequence(build(opt), 1, 30)
+    first = build(opt)
+    lr_sequence(first, 1, 12)
+    state = {'optimizers': [o.state_dict() for o in first.optimizers],
+             'schedulers': [s.state_dict() for s in first.schedulers]}
+    resumed = build(opt)
+    resumed.resume_training(copy.deepcopy(state))
+    assert lr_sequence(resumed, 13, 30) == pytest.approx(uninterrupted[12:], rel=1e-12)
+
+
+def test_bad_hook_options_name_the_key():
+    with pytest.raises(OptionError, match=r'^train.hooks\[0\].type: unknown hook'):
+        build_hooks([{'type': 'NoSuchHook'}])
+    with pytest.raises(OptionError, match=r'^train.hooks\[1\]: expected a mapping'):
+        build_hooks([{'type': 'LinearWarmupHook'}, 'LinearWarmupHook'])
+    with pytest.raises(OptionError, match='warmup_iter: must be >= 1'):
+        build_hooks([{'type': 'LinearWarmupHook', 'warmup_iter': 0}])
+    with pytest.raises(OptionError, match=r'^train.hooks\[0\] \(LinearScalingLRHook\): .*unexpected keyword'):
+        build_hooks([{'type': 'LinearScalingLRHook', 'refrence_batch': 8}])
