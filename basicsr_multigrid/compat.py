@@ -8,6 +8,7 @@ replaced in ``ORIGINALS`` so tests can show the breakage comes back without the 
 """
 import contextlib
 import importlib.util
+import math
 import os
 import sys
 import types
@@ -247,26 +248,30 @@ def fix_b14_only_adam():
 
 
 def fix_b17_spynet_below_33px():
-    """B17: SpyNet crashes on inputs below 33 px (its 0x0 initial flow cannot be upsampled).
+    """B17: SpyNet crashes on inputs of 32 px and less (its 0x0 initial flow cannot be upsampled), and it
+    would upscale any input below 32 px to 32 px (4x the work at LR 16).
 
-    The initial flow is all zeros, so starting it at the coarsest level's own size and skipping the
-    first x2 upsample gives bit-identical flows wherever the stock code runs, and LR 32 patches work.
+    The initial flow is all zeros, so starting it at the coarsest level's own size and skipping the first
+    x2 upsample gives bit-identical flows wherever the stock code runs. Inputs of 16 px and less run the
+    pyramid's finest levels only, at their own size (rounded up to the pyramid's multiple), so a patch
+    half as wide costs a quarter, as the multigrid cost model assumes.
     """
     import torch
     import torch.nn.functional as F
     from basicsr.archs.arch_util import flow_warp
     from basicsr.archs.spynet_arch import SpyNet
 
-    def process(self, ref, supp):
+    def process(self, ref, supp, num_levels=6):
         refs, supps = [self.preprocess(ref)], [self.preprocess(supp)]
-        for _ in range(5):
+        for _ in range(num_levels - 1):
             refs.insert(0, F.avg_pool2d(refs[0], kernel_size=2, stride=2, count_include_pad=False))
             supps.insert(0, F.avg_pool2d(supps[0], kernel_size=2, stride=2, count_include_pad=False))
+        modules = self.basic_module[len(self.basic_module) - num_levels:]  # the finest levels
         flow = refs[0].new_zeros([refs[0].size(0), 2, refs[0].size(2), refs[0].size(3)])
         for level, (ref_level, supp_level) in enumerate(zip(refs, supps)):
             upsampled = flow if level == 0 else _upsample_flow(flow, ref_level.shape[2:])
             warped = flow_warp(supp_level, upsampled.permute(0, 2, 3, 1), interp_mode='bilinear', padding_mode='border')
-            flow = self.basic_module[level](torch.cat([ref_level, warped, upsampled], 1)) + upsampled
+            flow = modules[level](torch.cat([ref_level, warped, upsampled], 1)) + upsampled
         return flow
 
     def _upsample_flow(flow, size):
@@ -276,7 +281,22 @@ def fix_b17_spynet_below_33px():
             upsampled = F.pad(upsampled, pad=[0, pad_right, 0, pad_bottom], mode='replicate')
         return upsampled
 
+    original_forward = SpyNet.__dict__['forward']
+
+    def forward(self, ref, supp):
+        h, w = ref.shape[2:]
+        if min(h, w) > 16:
+            return original_forward(self, ref, supp)
+        num_levels = max(2, math.ceil(math.log2(min(h, w))) + 1)  # coarsest level ~1 px, as at 32 px
+        multiple = 2**(num_levels - 1)
+        h_padded, w_padded = math.ceil(h / multiple) * multiple, math.ceil(w / multiple) * multiple
+        ref = F.interpolate(ref, size=(h_padded, w_padded), mode='bilinear', align_corners=False)
+        supp = F.interpolate(supp, size=(h_padded, w_padded), mode='bilinear', align_corners=False)
+        flow = F.interpolate(self.process(ref, supp, num_levels), size=(h, w), mode='bilinear', align_corners=False)
+        return flow * flow.new_tensor([w / w_padded, h / h_padded]).view(1, 2, 1, 1)
+
     _patch('B17_spynet_below_33px', SpyNet, 'process', process)
+    _patch('B17_spynet_below_33px', SpyNet, 'forward', forward)
 
 
 def fix_b18_basicvsrpp_below_64px():

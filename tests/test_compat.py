@@ -188,6 +188,16 @@ def test_b17_spynet_runs_below_33px_and_is_unchanged_elsewhere():
                 assert torch.equal(fixed, net(ref, supp))
         with compat.unpatched('B17_spynet_below_33px'), pytest.raises(RuntimeError, match='greater than 0'):
             net(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    # below 17 px the pyramid's finest levels run at the input's own size instead of upscaling to 32 px
+    input_sizes = []
+    net.basic_module[-1].register_forward_hook(lambda module, args, out: input_sizes.append(args[0].shape[-1]))
+    coarsest_calls = []
+    net.basic_module[0].register_forward_hook(lambda module, args, out: coarsest_calls.append(1))
+    with torch.no_grad():
+        net(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
+        assert input_sizes == [16] and not coarsest_calls
+        net(torch.rand(1, 3, 20, 20), torch.rand(1, 3, 20, 20))
+        assert input_sizes == [16, 32] and coarsest_calls == [1]
 
 
 def test_b18_basicvsrpp_trains_below_64px_and_is_unchanged_elsewhere():

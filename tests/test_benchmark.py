@@ -1,0 +1,76 @@
+"""tools/benchmark_multigrid.py: a real (tiny) side-by-side run, the JSON schema, the speedup arithmetic, the plot."""
+import json
+import subprocess
+import sys
+from os import path as osp
+
+import pytest
+
+from tests.conftest import REPO_ROOT, demo_options, write_options
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+import benchmark_multigrid  # noqa: E402
+
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def tiny(demo_data, base, **overrides):
+    settings = dict(network_g__num_feat=4, network_g__num_block=1, datasets__train__num_frame=4,
+                    datasets__train__gt_size=64, datasets__train__batch_size_per_gpu=1,
+                    datasets__train__num_worker_per_gpu=0, train__total_iter=12, train__scheduler__periods=[12])
+    settings.update(overrides)
+    return demo_options(demo_data, base=osp.join(REPO_ROOT, 'options', 'train', 'demo', base), **settings)
+
+
+def test_side_by_side_run_writes_results_and_plot(demo_data, tmp_path):
+    baseline = write_options(tiny(demo_data, 'train_BasicVSR_demo.yml'), tmp_path, 'baseline.yml')
+    multigrid = write_options(tiny(demo_data, 'train_BasicVSR_multigrid_demo.yml',
+                                   train__multigrid__spatial_sizes=[8, 16]), tmp_path, 'multigrid.yml')
+    out, png = tmp_path / 'results.json', tmp_path / 'results.png'
+    result = subprocess.run([sys.executable, 'tools/benchmark_multigrid.py', '--baseline', baseline, '--multigrid',
+                             multigrid, '--largebatch', '2', '--val-points', '2', '--work-dir', str(tmp_path / 'work'),
+                             '--out', str(out), '--plot', str(png)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert {'machine', 'date', 'runs', 'speedup_to_baseline_psnr', 'psnr_drop_db'} <= set(results)
+    assert [run['name'] for run in results['runs']] == ['baseline', 'multigrid', 'multigrid_batch_x2']
+    for run in results['runs']:
+        assert {'name', 'wall_s', 'final_psnr', 'final_ssim', 'iters', 'curve', 'phases'} <= set(run)
+        assert all(len(point) == 3 for point in run['curve'])
+        assert [point[1] for point in run['curve']][-1] == run['iters']
+        for phase in run['phases']:
+            assert {'lq_size', 'num_frame', 's_per_iter', 'data_share', 'predicted_rel_cost',
+                    'measured_rel_cost'} <= set(phase)
+    assert [run['iters'] for run in results['runs']] == [12, 12, 6]
+    assert [(p['lq_size'], p['num_frame']) for p in results['runs'][1]['phases']] == \
+        [(8, 2), (8, 3), (8, 4), (16, 2), (16, 3), (16, 4)]
+    assert results['psnr_drop_db'] == pytest.approx(results['runs'][0]['final_psnr'] - results['runs'][1]['final_psnr'])
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    import matplotlib.image
+    assert matplotlib.image.imread(str(png)).shape[2] in (3, 4)
+
+
+def run_with_curve(points, final_psnr, wall_s):
+    return {'curve': points, 'final_psnr': final_psnr, 'wall_s': wall_s,
+            'phases': [{'s_per_iter': 1.0, 'iters': 1}]}
+
+
+def test_speedup_is_baseline_time_over_first_time_at_baseline_psnr():
+    baseline = run_with_curve([[100, 10, 25.0], [200, 20, 26.0]], 26.0, 200)
+    fast = run_with_curve([[40, 10, 25.5], [80, 20, 26.1], [120, 30, 26.3]], 26.3, 120)
+    never = run_with_curve([[50, 10, 25.0], [100, 20, 25.9]], 25.9, 100)
+    summary = benchmark_multigrid.compare([baseline, fast, never])
+    assert summary == {'speedup_to_baseline_psnr': pytest.approx(2.5), 'psnr_drop_db': pytest.approx(-0.3)}
+    assert never['speedup_to_baseline_psnr'] is None and never['psnr_drop_db'] == pytest.approx(0.1)
+
+
+def test_largebatch_scales_batch_iterations_and_lr():
+    opt = {'num_gpu': 0, 'datasets': {'train': {'batch_size_per_gpu': 2}},
+           'train': {'total_iter': 300, 'scheduler': {'periods': [300]}, 'hooks': [{'type': 'LinearWarmupHook'}]}}
+    large = benchmark_multigrid.largebatch_options(opt, 4)
+    assert large['datasets']['train']['batch_size_per_gpu'] == 8 and large['train']['total_iter'] == 75
+    assert large['train']['scheduler']['periods'] == [75]
+    assert large['train']['hooks'] == [{'type': 'LinearWarmupHook'},
+                                       {'type': 'LinearScalingLRHook', 'reference_batch': 2}]  # LR x 4
+    assert opt['datasets']['train']['batch_size_per_gpu'] == 2  # the input is not modified
