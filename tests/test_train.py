@@ -79,3 +79,14 @@ def test_local_rank_spelling_from_torch_launch_is_accepted(demo_data, tmp_path, 
     opt_path = write_options(tiny_options(demo_data, 'local_rank', train__total_iter=1,
                                           train__scheduler__periods=[1]), tmp_path)
     run_training(tmp_path, opt_path, launcher_arg)
+
+
+def test_rerunning_an_experiment_name_archives_the_old_run_instead_of_overwriting(demo_data, tmp_path):
+    opt = tiny_options(demo_data, 'again', train__total_iter=1, train__scheduler__periods=[1])
+    opt_path = write_options(opt, tmp_path)
+    run_training(tmp_path, opt_path)
+    first_weights = (tmp_path / 'experiments' / 'again' / 'models' / 'net_g_latest.pth').read_bytes()
+    run_training(tmp_path, opt_path)
+    archived = [p for p in (tmp_path / 'experiments').iterdir() if p.name.startswith('again_archived_')]
+    assert len(archived) == 1
+    assert (archived[0] / 'models' / 'net_g_latest.pth').read_bytes() == first_weights

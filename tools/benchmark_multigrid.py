@@ -92,7 +92,8 @@ def train(opt, work_dir, log_file):
 
 def read_run(experiment_root, label, opt):
     with open(osp.join(experiment_root, 'val_metrics.jsonl')) as f:
-        records = [json.loads(line) for line in f]
+        by_iter = {record['iter']: record for record in map(json.loads, f)}  # BasicSR re-validates the last iter
+    records = [by_iter[it] for it in sorted(by_iter)]
     with open(osp.join(experiment_root, 'phase_timing.json')) as f:
         phases = json.load(f)
     final = records[-1]
@@ -158,9 +159,9 @@ def plot(results, path):
     ax.set_xlabel('wall-clock training time (s, validation excluded)')
     ax.set_ylabel('validation PSNR (dB)')
     speedup = results['speedup_to_baseline_psnr']
-    ax.set_title(f"Multigrid vs fixed-shape training on {results['machine']}\n"
-                 f"speedup to baseline PSNR: {speedup:.2f}x" if speedup else
-                 f"Multigrid vs fixed-shape training on {results['machine']}", fontsize=10)
+    outcome = f'{speedup:.2f}x' if speedup else 'not reached'
+    ax.set_title(f"Multigrid vs fixed-shape training on {results['machine']} ({results['date']})\n"
+                 f"speedup to baseline PSNR: {outcome}, PSNR drop {results['psnr_drop_db']:+.3f} dB", fontsize=10)
     ax.legend(loc='lower right', fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -173,8 +174,8 @@ def shade_phases(ax, run):
     for i, phase in enumerate(run['phases']):
         end = start + phase['iters'] * phase['s_per_iter']
         ax.axvspan(start, end, alpha=0.06 if i % 2 else 0.12, color='tab:orange', lw=0)
-        ax.text((start + end) / 2, 0.02, f"{phase['lq_size']}px\nT={phase['num_frame']}", transform=ax.get_xaxis_transform(),
-                ha='center', va='bottom', fontsize=7)
+        ax.text((start + end) / 2, 0.02 + 0.07 * (i % 2), f"{phase['lq_size']}px\nT={phase['num_frame']}",
+                transform=ax.get_xaxis_transform(), ha='center', va='bottom', fontsize=7)
         start = end
 
 
@@ -211,7 +212,12 @@ def main(argv=None):
     parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'experiments', 'benchmarks'))
     parser.add_argument('--out', default='results.json')
     parser.add_argument('--plot', help='PNG of PSNR against wall-clock time')
+    parser.add_argument('--replot', metavar='RESULTS_JSON', help='only draw --plot from an earlier results file')
     args = parser.parse_args(argv)
+    if args.replot:
+        with open(args.replot) as f:
+            plot(json.load(f), args.plot or osp.splitext(args.replot)[0] + '.png')
+        return
 
     runs, val_points = build_runs(args)
     stamp = time.strftime('%Y%m%d_%H%M%S')
