@@ -90,3 +90,23 @@ def test_rerunning_an_experiment_name_archives_the_old_run_instead_of_overwritin
     archived = [p for p in (tmp_path / 'experiments').iterdir() if p.name.startswith('again_archived_')]
     assert len(archived) == 1
     assert (archived[0] / 'models' / 'net_g_latest.pth').read_bytes() == first_weights
+
+
+def test_test_pipeline_evaluates_trained_weights_on_cpu(demo_data, tmp_path):
+    """`test.py`: basicsr's test pipeline with this package's model and any-name validation dataset."""
+    opt = tiny_options(demo_data, 'for_testing', train__total_iter=2, train__scheduler__periods=[2])
+    run_training(tmp_path, write_options(opt, tmp_path))
+    weights = tmp_path / 'experiments' / 'for_testing' / 'models' / 'net_g_latest.pth'
+    test_opt = {'name': 'tested', 'model_type': 'MultigridVideoRecurrentModel', 'scale': 4, 'num_gpu': 0,
+                'datasets': {'test_1': dict(opt['datasets']['val'], name='my_clips')},
+                'network_g': opt['network_g'], 'path': {'pretrain_network_g': str(weights), 'strict_load_g': True},
+                'val': {'save_img': False, 'metrics': opt['val']['metrics']}}
+    test_opt_path = write_options(test_opt, tmp_path, 'test.yml')
+    code = ('import sys, basicsr_multigrid.pipeline as p; '
+            'p.test_pipeline(sys.argv[1], argv=["test.py", "-opt", sys.argv[2]])')
+    result = subprocess.run([sys.executable, '-c', code, str(tmp_path), test_opt_path], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    psnr = float(re.search(r'Validation my_clips\s+# psnr: ([0-9.]+)', result.stdout).group(1))
+    assert 15 < psnr < 50
+    assert (tmp_path / 'results' / 'tested').is_dir()
