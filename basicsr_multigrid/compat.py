@@ -14,6 +14,8 @@ import sys
 import types
 from os import path as osp
 
+from basicsr_multigrid.utils.errors import OptionError
+
 ORIGINALS = {}  # fix name -> list of (owner, attribute, original value)
 _APPLIED = False
 
@@ -240,7 +242,6 @@ def fix_b14_only_adam():
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         optimizer_cls = getattr(torch.optim, optim_type, None)
         if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
-            from basicsr_multigrid.utils.errors import OptionError
             raise OptionError(f'train.optim_g.type: unknown optimizer {optim_type!r}; use a torch.optim class name')
         return optimizer_cls(params, lr, **kwargs)
 

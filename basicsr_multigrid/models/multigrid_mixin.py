@@ -109,9 +109,10 @@ class MultigridTrainingMixin:
         started = time.perf_counter()
         self._wall_at_validation = started - self._train_start - self._validation_seconds
         super().validation(dataloader, current_iter, tb_logger, save_img)
-        self._validation_seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self._validation_seconds += elapsed
         if self.is_train:
-            self.phase_timer.exclude(time.perf_counter() - started)
+            self.phase_timer.exclude(elapsed)
             self._write_phase_timing()
 
     def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):

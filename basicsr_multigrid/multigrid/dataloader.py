@@ -4,9 +4,11 @@ BasicSR sizes its epoch loop from the first batch size and lets every loader pic
 the schedule decides the shape and batch of every iteration, and the sampler yields exactly `total_iter`
 batches in all, so the loop ends at `total_iter` even when the batch size changes between phases.
 """
+import random
 from functools import partial
 from os import path as osp
 
+import numpy as np
 import torch
 from basicsr.data import build_dataloader, build_dataset
 
@@ -44,9 +46,6 @@ def preflight(opt):
 
 def _seed_worker(worker_id, seed):
     # Items draw from their own seeds; this only keeps torch/numpy RNGs in workers distinct and reproducible.
-    import random
-
-    import numpy as np
     torch.manual_seed(seed + worker_id)
     np.random.seed((seed + worker_id) % 2**32)
     random.seed(seed + worker_id)

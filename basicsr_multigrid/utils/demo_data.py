@@ -21,6 +21,8 @@ import tempfile
 import cv2
 import numpy as np
 
+from basicsr.metrics import calculate_psnr
+
 from basicsr_multigrid.data.video_frames import read_video_meta_info
 
 SCALE = 4
@@ -298,11 +300,6 @@ def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0,
     return info
 
 
-def _psnr_uint8(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float('inf') if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
-
-
 def bicubic_upscale_psnr(root, split='val'):
     """Mean PSNR over all frames of ``split`` between GT and cv2 INTER_CUBIC x4 upscale of LQ.
 
@@ -317,7 +314,7 @@ def bicubic_upscale_psnr(root, split='val'):
             if gt is None or lq is None:
                 raise FileNotFoundError(f'missing frame {clip}/{name} under {root}/{split}')
             up = cv2.resize(lq, (w, h), interpolation=cv2.INTER_CUBIC)
-            values.append(_psnr_uint8(gt, up))  # BGR vs BGR: same per-pixel errors as RGB
+            values.append(calculate_psnr(gt, up, crop_border=0))  # the validation metric; BGR as RGB
     if not values:
         raise ValueError(f'no frames listed in {root}/meta_info_{split}.txt')
     return float(np.mean(values))
