@@ -205,13 +205,24 @@ def fix_b9_basicvsrpp_alignment_on_cpu():
     _patch('B9_basicvsrpp_alignment_on_cpu', cls, '__init__', __init__)
 
 
-_LMDB_ENVS = {}  # (pid, realpath, readonly, lock, readahead) -> lmdb.Environment
+_LMDB_ENVS = {}  # (realpath, readonly, lock, readahead) -> lmdb.Environment of this process
+
+
+def _close_inherited_lmdb_envs():
+    """A forked DataLoader worker inherits the parent's open environments, and py-lmdb 3 then refuses to open
+    them again ('already open in this process'); LMDB handles must not be used across fork anyway."""
+    for env in _LMDB_ENVS.values():
+        env.close()
+    _LMDB_ENVS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_lmdb_envs)
 
 
 def shared_lmdb_env(path, readonly=True, lock=False, readahead=False, **kwargs):
     """One lmdb environment per path per process (py-lmdb 3 refuses a second open)."""
     import lmdb
-    key = (os.getpid(), osp.realpath(path), readonly, lock, readahead)
+    key = (osp.realpath(path), readonly, lock, readahead)
     if key not in _LMDB_ENVS:
         _LMDB_ENVS[key] = lmdb.open(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
     return _LMDB_ENVS[key]

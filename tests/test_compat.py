@@ -164,6 +164,26 @@ def test_b11_two_lmdb_readers_on_one_database(tmp_path):
             FileClient('lmdb', db_paths=[other], client_keys=['gt'])
 
 
+def _read_in_forked_worker(db, queue):
+    queue.put(bytes(compat.shared_lmdb_env(db).begin().get(b'a/00000000')))
+
+
+def test_b11_forked_dataloader_worker_reads_a_database_its_parent_opened(tmp_path):
+    """Preflight opens the LMDB in the main process; forked DataLoader workers must still be able to read it."""
+    import multiprocessing
+    db = str(tmp_path / 'x.lmdb')
+    with lmdb.open(db, map_size=1 << 20) as env, env.begin(write=True) as txn:
+        txn.put(b'a/00000000', b'payload')
+    assert compat.shared_lmdb_env(db).begin().get(b'a/00000000') == b'payload'
+    context = multiprocessing.get_context('fork')
+    queue = context.Queue()
+    worker = context.Process(target=_read_in_forked_worker, args=(db, queue))
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == 0 and queue.get(timeout=5) == b'payload'
+    assert compat.shared_lmdb_env(db).begin().get(b'a/00000000') == b'payload'  # the parent's env is untouched
+
+
 def test_b14_any_torch_optimizer():
     from basicsr.models.base_model import BaseModel
     params = [torch.nn.Parameter(torch.zeros(2))]

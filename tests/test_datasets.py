@@ -5,16 +5,17 @@ import random
 import shutil
 from os import path as osp
 
-import lmdb
 import numpy as np
 import pytest
 import torch
 
+from basicsr_multigrid.data.dataset_layouts import folder_clips
 from basicsr_multigrid.data.multigrid_paired_video_dataset import MultigridPairedVideoDataset
 from basicsr_multigrid.data.paired_video_test_dataset import PairedVideoTestDataset
 from basicsr_multigrid.data.video_frames import VideoDataError, read_video_meta_info
 from basicsr_multigrid.multigrid.sampler import ShapedIndex
 from basicsr_multigrid.utils.demo_data import imresize_bicubic
+from basicsr_multigrid.utils.lmdb_builder import build_lmdb
 
 
 def train_opt(root, **overrides):
@@ -32,13 +33,9 @@ def val_opt(root, **overrides):
     return opt
 
 
-def folder_to_lmdb(folder, meta_file, lmdb_path):
-    """LMDB with BasicSR keys `clip/frame` holding the same PNG bytes as the folder tree."""
-    with lmdb.open(lmdb_path, map_size=1 << 30) as env, env.begin(write=True) as txn:
-        for clip, num_frames, _ in read_video_meta_info(meta_file):
-            for i in range(num_frames):
-                with open(osp.join(folder, clip, f'{i:08d}.png'), 'rb') as f:
-                    txn.put(f'{clip}/{i:08d}'.encode(), f.read())
+def folder_to_lmdb(folder, lmdb_path):
+    """The LMDB that `tools/create_lmdb.py folder` builds (re-encoded PNGs, keys `clip/frame`)."""
+    build_lmdb(lmdb_path, folder_clips(folder), workers=1, progress=False)
 
 
 def test_item_shapes_at_default_and_scheduled_shapes(demo_data):
@@ -85,9 +82,8 @@ def test_temporal_sampling_respects_clip_length_and_intervals(demo_data):
 
 def test_lmdb_round_trip_gives_identical_tensors(demo_data, tmp_path):
     gt_db, lq_db = str(tmp_path / 'train_GT.lmdb'), str(tmp_path / 'train_LQ.lmdb')
-    meta = osp.join(demo_data, 'meta_info_train.txt')
-    folder_to_lmdb(osp.join(demo_data, 'train', 'GT'), meta, gt_db)
-    folder_to_lmdb(osp.join(demo_data, 'train', 'LQ'), meta, lq_db)
+    folder_to_lmdb(osp.join(demo_data, 'train', 'GT'), gt_db)
+    folder_to_lmdb(osp.join(demo_data, 'train', 'LQ'), lq_db)
     from_disk = MultigridPairedVideoDataset(train_opt(demo_data))
     from_lmdb = MultigridPairedVideoDataset(train_opt(demo_data, dataroot_gt=gt_db, dataroot_lq=lq_db,
                                                       io_backend={'type': 'lmdb'}))

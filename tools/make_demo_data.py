@@ -2,7 +2,7 @@
 """Build the embedded demo video set (REDS-like layout); see basicsr_multigrid/utils/demo_data.py.
 
     python tools/make_demo_data.py --out datasets/demo [--size 256] [--train-frames 20]
-        [--val-frames 10] [--seed 0] [--overwrite]
+        [--val-frames 10] [--seed 0] [--overwrite] [--lmdb]
 """
 import argparse
 import os
@@ -23,12 +23,14 @@ def main(argv=None):
     p.add_argument('--val-frames', type=int, default=10, help='frames per val clip')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--overwrite', action='store_true', help='replace an existing demo dataset at --out')
+    p.add_argument('--lmdb', action='store_true', help='also write {train,val}/{GT,LQ}.lmdb (create_lmdb layout)')
     args = p.parse_args(argv)
 
     t0 = time.perf_counter()
     try:
         info = make_demo_dataset(args.out, size=args.size, train_frames=args.train_frames,
-                                 val_frames=args.val_frames, seed=args.seed, overwrite=args.overwrite)
+                                 val_frames=args.val_frames, seed=args.seed, overwrite=args.overwrite,
+                                 lmdb=args.lmdb)
     except (FileExistsError, ValueError) as e:
         print(f'make_demo_data: error: {e}', file=sys.stderr)
         return 2

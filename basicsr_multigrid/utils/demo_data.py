@@ -253,13 +253,23 @@ def _build(root, size, frames_per_split, seed):
     return info
 
 
-def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0, overwrite=False):
+def _write_lmdbs(root):
+    from basicsr_multigrid.data.dataset_layouts import folder_clips
+    from basicsr_multigrid.utils.lmdb_builder import build_lmdb
+    for split in ('train', 'val'):
+        for side in ('GT', 'LQ'):
+            build_lmdb(os.path.join(root, split, f'{side}.lmdb'), folder_clips(os.path.join(root, split, side)),
+                       progress=False)
+
+
+def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0, overwrite=False, lmdb=False):
     """Build the demo set into ``out_dir`` and return the info dict (also saved as demo_info.json).
 
     Refuses (FileExistsError) a non-empty ``out_dir`` unless ``overwrite``; even then it only replaces a
     directory that is a previous demo set (has demo_info.json), never arbitrary data. The set is built
     in a temporary sibling directory and renamed into place, so an interrupted build never leaves a
-    half-written dataset under ``out_dir``.
+    half-written dataset under ``out_dir``. With ``lmdb``, each split also gets `GT.lmdb` and `LQ.lmdb`
+    (the layout tools/create_lmdb.py writes) next to its folders.
     """
     if size % SCALE or size < MIN_SIZE:
         raise ValueError(f'size must be a multiple of {SCALE} and >= {MIN_SIZE}, got {size}')
@@ -285,6 +295,8 @@ def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0,
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the final dir normal permissions
     try:
         info = _build(tmp, size, {'train': train_frames, 'val': val_frames}, seed)
+        if lmdb:
+            _write_lmdbs(tmp)
         if replace:
             old = tempfile.mkdtemp(prefix=f'.{base}.old-', dir=parent)
             os.rename(out_dir, old)  # replaces the empty placeholder dir
