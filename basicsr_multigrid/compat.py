@@ -188,6 +188,30 @@ def fix_b7_cuda_prefetcher_on_cpu():
     _patch('B7_cuda_prefetcher_on_cpu', basicsr.train, 'CUDAPrefetcher', prefetcher)
 
 
+def fix_b8_distributed_on_cpu():
+    """B8: init_dist hard-codes nccl and RANK % GPU count (ZeroDivisionError without GPUs), and model_to_device
+    wraps DDP with a CUDA device id. Gloo on CPU, LOCAL_RANK on GPUs, backend from dist_params."""
+    import basicsr.utils.options
+    import torch
+    from basicsr.models.base_model import BaseModel
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+    from basicsr_multigrid.utils.distributed import init_dist_from_argv
+
+    def model_to_device(self, net):
+        net = net.to(self.device)
+        if self.opt['dist']:
+            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+            return DistributedDataParallel(net, device_ids=device_ids,
+                                           find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        if self.opt['num_gpu'] > 1:
+            return DataParallel(net)
+        return net
+
+    _patch('B8_distributed_on_cpu', basicsr.utils.options, 'init_dist', init_dist_from_argv)
+    _patch('B8_distributed_on_cpu', BaseModel, 'model_to_device', model_to_device)
+
+
 def fix_b9_basicvsrpp_alignment_on_cpu():
     """B9: BasicVSR++ builds its deformable alignment only when CUDA is available, though it runs on CPU."""
     from basicsr.archs import basicvsrpp_arch
@@ -360,6 +384,7 @@ def apply():
     fix_b6_video_validation_on_cpu()
     fix_b6b_feed_data_copy()
     fix_b7_cuda_prefetcher_on_cpu()
+    fix_b8_distributed_on_cpu()
     fix_b9_basicvsrpp_alignment_on_cpu()
     fix_b11_lmdb_second_open()
     fix_b14_only_adam()

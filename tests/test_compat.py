@@ -240,6 +240,7 @@ def test_b18_basicvsrpp_trains_below_64px_and_is_unchanged_elsewhere():
 
 def test_every_fix_is_tested():
     tested = {'B18_basicvsrpp_below_64px', 'B4_cpu_resume', 'B6_video_validation_on_cpu', 'B6b_feed_data_copy', 'B7_cuda_prefetcher_on_cpu',
-              'B9_basicvsrpp_alignment_on_cpu', 'B11_lmdb_second_open', 'B14_only_adam', 'B17_spynet_below_33px'}
+              'B8_distributed_on_cpu', 'B9_basicvsrpp_alignment_on_cpu', 'B11_lmdb_second_open', 'B14_only_adam',
+              'B17_spynet_below_33px'}  # B8: tests/test_distributed.py
     assert set(compat.ORIGINALS) == tested
 

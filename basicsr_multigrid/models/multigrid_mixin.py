@@ -27,6 +27,7 @@ class MultigridTrainingMixin:
     - LR: BasicSR's scheduler sets the LR, then the mmengine hooks of `train.hooks` (warmup, linear
       scaling, ...) and MultigridLRHook multiply it. The hook factors are removed before the next scheduler
       step, so chainable schedulers (MultiStepRestartLR) never compound them.
+    - Hooks also get `after_train_iter` (with the batch's `lq`/`gt`) and, at BasicSR's final save, `after_run`.
     - `scheduler.periods: stages` restarts CosineAnnealingRestartLR at every spatial stage.
     - Every logged iteration reports phase, stage, lq_size, num_frame and batch of the batch the network
       actually received, plus the LR (console and TensorBoard).
@@ -90,6 +91,8 @@ class MultigridTrainingMixin:
         self.log_dict.update(phase=LoggedInt(phase.index), stage=LoggedInt(phase.stage), lq_size=LoggedInt(lq_size),
                              num_frame=LoggedInt(num_frame), batch=LoggedInt(batch),
                              lr=self.optimizers[0].param_groups[0]['lr'])
+        for hook in self.hooks:
+            hook.after_train_iter(self.runner, batch_idx=current_iter - 1, data_batch={'lq': self.lq, 'gt': self.gt})
         self.phase_timer.end_step(current_iter - 1)
 
     def save(self, epoch, current_iter):
@@ -98,6 +101,9 @@ class MultigridTrainingMixin:
         if self.is_train:
             self.phase_timer.exclude(time.perf_counter() - started)
             self._write_phase_timing()
+            if current_iter == -1:  # BasicSR saves the final 'latest' weights once training has ended
+                for hook in self.hooks:
+                    hook.after_run(self.runner)
 
     @master_only
     def _write_phase_timing(self):
