@@ -99,11 +99,14 @@ def fix_b3_local_rank_argv(argv):
 def load_resume_state(opt):
     """B4: basicsr's load_resume_state needs CUDA and looks for auto-resume states relative to the cwd.
 
-    States are mapped to the device the run uses, and ``--auto_resume`` looks in
-    ``<root_path>/experiments/<name>/training_states``.
+    States are mapped to the device the run uses, loaded with weights_only=True, and ``--auto_resume`` takes
+    the newest complete checkpoint in ``<root_path>/experiments/<name>/training_states`` (a truncated or corrupt
+    newer one is skipped with a warning naming it).
     """
     import torch
     from basicsr.utils import check_resume
+
+    from basicsr_multigrid.utils.checkpoint import load_checkpoint
     resume_state_path = None
     if opt['auto_resume']:
         resume_state_path = latest_training_state(osp.join(opt['root_path'], 'experiments', opt['name']))
@@ -114,21 +117,39 @@ def load_resume_state(opt):
     if resume_state_path is None:
         return None
     if not osp.isfile(resume_state_path):
-        raise FileNotFoundError(f'path.resume_state: no such file {resume_state_path}')
+        raise OptionError(f'path.resume_state: no such file {resume_state_path}')
     device = f'cuda:{torch.cuda.current_device()}' if opt.get('num_gpu', 0) and torch.cuda.is_available() else 'cpu'
-    resume_state = torch.load(resume_state_path, map_location=device)
+    resume_state = load_checkpoint(resume_state_path, map_location=device)
     check_resume(opt, resume_state['iter'])
     return resume_state
 
 
 def latest_training_state(experiment_root):
-    """Path of the newest ``<iter>.state`` under ``experiment_root/training_states``, or None."""
+    """Path of the newest ``<iter>.state`` under ``experiment_root/training_states`` whose state and model files
+    are complete, or None. Skipped files are named in a warning."""
+    import warnings
+
+    from basicsr_multigrid.utils.checkpoint import readable_checkpoint
     state_dir = osp.join(experiment_root, 'training_states')
     if not osp.isdir(state_dir):
         return None
-    iters = [int(name[:-len('.state')]) for name in os.listdir(state_dir)
-             if name.endswith('.state') and name[:-len('.state')].isdigit()]
-    return osp.join(state_dir, f'{max(iters)}.state') if iters else None
+    iters = sorted((int(name[:-len('.state')]) for name in os.listdir(state_dir)
+                    if name.endswith('.state') and name[:-len('.state')].isdigit()), reverse=True)
+    for it in iters:
+        files = [osp.join(state_dir, f'{it}.state')] + _model_files(experiment_root, it)
+        problems = [(file, readable_checkpoint(file)) for file in files]
+        bad = [(file, reason) for file, reason in problems if reason]
+        if not bad:
+            return files[0]
+        warnings.warn(f'auto_resume: skipping iteration {it}: {bad[0][0]} is unusable ({bad[0][1]})', stacklevel=2)
+    return None
+
+
+def _model_files(experiment_root, it):
+    models = osp.join(experiment_root, 'models')
+    names = os.listdir(models) if osp.isdir(models) else []
+    files = [osp.join(models, n) for n in sorted(names) if n.endswith(f'_{it}.pth')]
+    return files or [osp.join(models, f'net_g_{it}.pth')]
 
 
 def fix_b4_cpu_resume():

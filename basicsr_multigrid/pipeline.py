@@ -14,6 +14,7 @@ import basicsr.train
 from basicsr_multigrid import compat
 from basicsr_multigrid.multigrid import dataloader
 from basicsr_multigrid.utils.errors import OptionError
+from basicsr_multigrid.utils.option_file import option_path_from_argv, read_option_file
 
 
 @contextlib.contextmanager
@@ -30,6 +31,7 @@ def _replaced(module, **attributes):
 
 def train_pipeline(root_path, argv=None):
     sys.argv = compat.fix_b3_local_rank_argv(sys.argv if argv is None else argv)
+    read_option_file(option_path_from_argv(sys.argv))  # one-line errors for a missing or malformed file
     resumed = {'iter': 0}
     stock_factory = basicsr.train.create_train_val_dataloader
 
@@ -54,6 +56,7 @@ def train_pipeline(root_path, argv=None):
 
 def test_pipeline(root_path, argv=None):
     sys.argv = compat.fix_b3_local_rank_argv(sys.argv if argv is None else argv)
+    read_option_file(option_path_from_argv(sys.argv))
     basicsr.test.test_pipeline(root_path)
 
 

@@ -78,9 +78,11 @@ def saved_state(tmp_path):
     scheduler = CosineAnnealingRestartLR(optimizer, periods=[10])
     state_dir = tmp_path / 'experiments' / 'exp' / 'training_states'
     state_dir.mkdir(parents=True)
+    (tmp_path / 'experiments' / 'exp' / 'models').mkdir()
     for it in (5, 10):
         torch.save({'epoch': 0, 'iter': it, 'optimizers': [optimizer.state_dict()],
                     'schedulers': [scheduler.state_dict()]}, state_dir / f'{it}.state')
+        torch.save({'params': net.state_dict()}, tmp_path / 'experiments' / 'exp' / 'models' / f'net_g_{it}.pth')
     return {'root_path': str(tmp_path), 'name': 'exp', 'auto_resume': True, 'num_gpu': 0,
             'path': {'resume_state': None}}
 

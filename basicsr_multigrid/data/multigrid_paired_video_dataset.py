@@ -1,3 +1,5 @@
+import difflib
+import logging
 import random
 
 import numpy as np
@@ -5,6 +7,14 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from basicsr_multigrid.data.video_frames import ClipFrameReader, VideoDataError, clip_to_tensor, read_video_meta_info
+
+OWN_OPTIONS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file', 'io_backend', 'num_frame', 'gt_size', 'scale',
+               'interval_list', 'random_reverse', 'use_hflip', 'use_rot', 'gt_center_frame_only', 'filename_tmpl',
+               'filename_ext', 'on_bad_frame')
+BASICSR_LOADER_OPTIONS = ('name', 'type', 'phase', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
+                          'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers', 'use_shuffle')
+BAD_FRAME_POLICIES = ('error', 'skip')
+MAX_CONSECUTIVE_SKIPS = 16  # then the data is broken beyond skipping: stop with the last error
 
 
 @DATASET_REGISTRY.register()
@@ -26,6 +36,9 @@ class MultigridPairedVideoDataset(data.Dataset):
         gt_center_frame_only (default False): return only the middle GT frame (b, c, H, W), for sliding-window
             models such as EDVR (BasicSR's EDVRModel).
         filename_tmpl (default '08d'), filename_ext (default 'png').
+        on_bad_frame (default error): `error` stops on an unreadable frame or missing LMDB key with a message
+            naming clip and frame; `skip` logs that message, trains on the next item instead, and reports the
+            count in the item's `skipped` field (the model logs the running total). Never silent.
 
     Every start frame of every clip is one item (as in BasicSR's REDS dataset); a start too close to
     the end of its clip is redrawn at random so that clips of any length work.
@@ -34,7 +47,12 @@ class MultigridPairedVideoDataset(data.Dataset):
 
     def __init__(self, opt):
         super().__init__()
+        _reject_unknown_options(opt)
         self.opt = opt
+        self.on_bad_frame = opt.get('on_bad_frame', 'error')
+        if self.on_bad_frame not in BAD_FRAME_POLICIES:
+            raise VideoDataError(f'datasets.train.on_bad_frame: {self.on_bad_frame!r} is not one of '
+                                 f'{", ".join(BAD_FRAME_POLICIES)}')
         self.scale = opt['scale']
         self.num_frame = opt['num_frame']
         self.gt_size = opt['gt_size']
@@ -48,8 +66,13 @@ class MultigridPairedVideoDataset(data.Dataset):
         self.lq_reader = ClipFrameReader(opt['dataroot_lq'], backend, 'datasets.train.dataroot_lq', **naming)
         self.clips = read_video_meta_info(opt['meta_info_file'])
         for clip in self.clips:
-            self.gt_reader.check_clip(clip.name, clip.num_frames)
-            self.lq_reader.check_clip(clip.name, clip.num_frames)
+            try:
+                self.gt_reader.check_clip(clip.name, clip.num_frames)
+                self.lq_reader.check_clip(clip.name, clip.num_frames)
+            except VideoDataError as error:
+                if self.on_bad_frame == 'error':
+                    raise
+                logging.getLogger('basicsr').warning(f'{error}; items reading it will be skipped (on_bad_frame: skip)')
         self.items = [(clip.name, clip.num_frames, start) for clip in self.clips for start in range(clip.num_frames)]
         self.check_shape(self.num_frame, self.gt_size)
 
@@ -83,6 +106,17 @@ class MultigridPairedVideoDataset(data.Dataset):
             rng = random.Random(seed)
         else:
             num_frame, gt_size, rng = self.num_frame, self.gt_size, random
+        for skipped in range(MAX_CONSECUTIVE_SKIPS + 1):
+            try:
+                item = self._item((index + skipped) % len(self.items), num_frame, gt_size, rng)
+            except VideoDataError as error:
+                if self.on_bad_frame == 'error' or skipped == MAX_CONSECUTIVE_SKIPS:
+                    raise
+                logging.getLogger('basicsr').warning(f'skipping a training item (on_bad_frame: skip): {error}')
+            else:
+                return dict(item, skipped=skipped)
+
+    def _item(self, index, num_frame, gt_size, rng):
         clip, clip_length, start = self.items[index]
         frame_indices = self._frame_indices(clip, clip_length, start, num_frame, rng)
         lq = self.lq_reader.read_clip(clip, frame_indices)
@@ -128,6 +162,16 @@ class MultigridPairedVideoDataset(data.Dataset):
         vflip = self.use_rot and rng.random() < 0.5
         transpose = self.use_rot and rng.random() < 0.5
         return tuple(_flip_transpose(x, hflip, vflip, transpose) for x in (lq, gt))
+
+
+def _reject_unknown_options(opt):
+    known = OWN_OPTIONS + BASICSR_LOADER_OPTIONS
+    for key in opt:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f'did you mean {close[0]}?' if close else f'known: {", ".join(OWN_OPTIONS)}'
+            raise VideoDataError(f"datasets.{opt.get('phase', 'train')}.{key}: unknown option of "
+                                 f'MultigridPairedVideoDataset; {hint}')
 
 
 def _flip_transpose(clip, hflip, vflip, transpose):

@@ -9,6 +9,7 @@ from basicsr.utils.dist_util import master_only
 from basicsr_multigrid.hooks import build_hooks
 from basicsr_multigrid.hooks.multigrid_lr_hook import MultigridLRHook
 from basicsr_multigrid.hooks.runner import TrainingRunner
+from basicsr_multigrid.models.checkpoint_mixin import AtomicCheckpointMixin
 from basicsr_multigrid.multigrid.schedule import MultigridSchedule
 from basicsr_multigrid.utils.phase_timer import PhaseTimer
 
@@ -20,13 +21,14 @@ class LoggedInt(int):
         return str(int(self))
 
 
-class MultigridTrainingMixin:
+class MultigridTrainingMixin(AtomicCheckpointMixin):
     """Put before a BasicSR video model class: trains it on a multigrid schedule.
 
     - The schedule (`train.multigrid`, or one fixed-shape phase without it) is built once from the options.
     - LR: BasicSR's scheduler sets the LR, then the mmengine hooks of `train.hooks` (warmup, linear
       scaling, ...) and MultigridLRHook multiply it. The hook factors are removed before the next scheduler
       step, so chainable schedulers (MultiStepRestartLR) never compound them.
+    - Items skipped for bad frames (`datasets.train.on_bad_frame: skip`) are counted and logged as `skipped_items`.
     - Hooks also get `after_train_iter` (with the batch's `lq`/`gt`) and, at BasicSR's final save, `after_run`.
     - `scheduler.periods: stages` restarts CosineAnnealingRestartLR at every spatial stage.
     - Every logged iteration reports phase, stage, lq_size, num_frame and batch of the batch the network
@@ -50,6 +52,7 @@ class MultigridTrainingMixin:
             self.runner = TrainingRunner(self, self.schedule, opt.get('world_size', 1), self.schedule.total_iter)
             self._scheduled_lrs = None
             self.phase_timer = PhaseTimer(self.schedule)
+            self.skipped_items = 0  # training items replaced because of bad frames (datasets.train.on_bad_frame)
 
     def setup_schedulers(self):
         scheduler_opt = self.opt['train']['scheduler']
@@ -84,8 +87,15 @@ class MultigridTrainingMixin:
         super().resume_training(resume_state)
         self._scheduled_lrs = [list(scheduler.get_last_lr()) for scheduler in self.schedulers]
 
+    def feed_data(self, data):
+        if 'skipped' in data:
+            self.skipped_items += int(data['skipped'].sum())
+        super().feed_data(data)
+
     def optimize_parameters(self, current_iter):
         super().optimize_parameters(current_iter)
+        if self.skipped_items:
+            self.log_dict['skipped_items'] = LoggedInt(self.skipped_items)
         phase = self.schedule.phase_at(current_iter - 1)
         batch, num_frame, _, _, lq_size = self.lq.shape
         self.log_dict.update(phase=LoggedInt(phase.index), stage=LoggedInt(phase.stage), lq_size=LoggedInt(lq_size),

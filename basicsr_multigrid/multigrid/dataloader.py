@@ -11,6 +11,7 @@ from os import path as osp
 import numpy as np
 import torch
 from basicsr.data import build_dataloader, build_dataset
+from basicsr.utils.registry import DATASET_REGISTRY
 
 from basicsr_multigrid.archs.shape_limits import check_network_shapes
 from basicsr_multigrid.data.video_frames import read_video_meta_info
@@ -42,6 +43,16 @@ def preflight(opt):
             raise OptionError(f'datasets.train.{key}: not found: {train_opt.get(key)}')
     build_schedule(opt, read_video_meta_info(train_opt['meta_info_file']))
     build_hooks(opt['train'].get('hooks'))
+    for dataset_opt in opt['datasets'].values():
+        _check_own_dataset(dataset_opt)
+
+
+def _check_own_dataset(dataset_opt):
+    """Construct this package's datasets once: option keys, frame files and shapes, nothing decoded. Not via
+    basicsr's build_dataset, whose logging would initialise the root logger before its log file exists."""
+    dataset_cls = dataset_class(dataset_opt)
+    if dataset_cls.__module__.startswith('basicsr_multigrid.'):
+        dataset_cls(dataset_opt)
 
 
 def _seed_worker(worker_id, seed):
@@ -92,9 +103,15 @@ def create_train_val_dataloader(opt, logger, start_iter=0):
 
 def uses_scheduled_shapes(opt):
     """Whether the training set takes `ShapedIndex` items (else basicsr's own loader factory is used)."""
-    from basicsr.utils.registry import DATASET_REGISTRY
     train_opt = opt['datasets'].get('train')
     if train_opt is None:
         return False
-    return getattr(DATASET_REGISTRY.get(train_opt['type']), 'accepts_shaped_indices', False)
+    return getattr(dataset_class(train_opt), 'accepts_shaped_indices', False)
 
+
+
+def dataset_class(dataset_opt):
+    name = dataset_opt.get('type')
+    if name not in DATASET_REGISTRY:
+        raise OptionError(f"datasets.{dataset_opt.get('phase', 'train')}.type: no dataset named {name!r} is registered")
+    return DATASET_REGISTRY.get(name)

@@ -10,24 +10,11 @@ import shutil
 import subprocess
 import sys
 
-import yaml
-
 from basicsr_multigrid.utils.errors import OptionError
+from basicsr_multigrid.utils.option_file import option_path_from_argv, read_option_file
 
 DEFAULT_PORT = 29500
 BACKENDS = ('nccl', 'gloo')
-
-
-def options_from_argv(argv):
-    """The option file named by `-opt` in argv, as a dict (parse_options has not handed it out yet)."""
-    if '-opt' not in argv or argv.index('-opt') + 1 >= len(argv):
-        raise OptionError('-opt: option file missing on the command line')
-    path = argv[argv.index('-opt') + 1]
-    try:
-        with open(path) as f:
-            return yaml.safe_load(f) or {}
-    except OSError as error:
-        raise OptionError(f'-opt: cannot read {path}: {error.strerror}') from None
 
 
 def choose_backend(opt):
@@ -91,4 +78,4 @@ def init_distributed(launcher, opt):
 def init_dist_from_argv(launcher, **_ignored):
     """Drop-in for basicsr.utils.options.init_dist: reads dist_params and num_gpu from the -opt file itself,
     because basicsr passes dist_params only to slurm."""
-    return init_distributed(launcher, options_from_argv(sys.argv))
+    return init_distributed(launcher, read_option_file(option_path_from_argv(sys.argv)))

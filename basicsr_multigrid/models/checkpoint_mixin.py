@@ -1,0 +1,41 @@
+"""Checkpoints a run can always resume from: atomic files, weights_only-loadable states, RNG states."""
+import os
+
+from basicsr.utils.dist_util import get_dist_info, master_only
+
+from basicsr_multigrid.utils.checkpoint import atomic_torch_save, from_primitives, rng_states, set_rng_states, to_primitives
+
+
+class AtomicCheckpointMixin:
+    """Put before a BasicSR model class. Model and state files are written to a temporary file and renamed,
+    so a kill never leaves a truncated newest checkpoint; states hold only tensors and primitives (torch
+    `weights_only=True` loads them) plus the random states of rank 0, restored on resume."""
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError(f'save_network: {len(nets)} networks but {len(keys)} param keys')
+        save_dict = {}
+        for net_, key in zip(nets, keys):
+            state = self.get_bare_model(net_).state_dict()
+            save_dict[key] = {name.removeprefix('module.'): tensor.cpu() for name, tensor in state.items()}
+        label = 'latest' if current_iter == -1 else current_iter
+        atomic_torch_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        if current_iter == -1:
+            return
+        state = {'epoch': epoch, 'iter': current_iter,
+                 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [to_primitives(s.state_dict()) for s in self.schedulers],
+                 'rng': rng_states()}
+        atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        resume_state = dict(resume_state, schedulers=[from_primitives(s) for s in resume_state['schedulers']])
+        super().resume_training(resume_state)
+        if 'rng' in resume_state and get_dist_info()[0] == 0:
+            set_rng_states(resume_state['rng'])

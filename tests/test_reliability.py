@@ -1,0 +1,217 @@
+"""Exact resume after SIGKILL, atomic weights_only checkpoints, skipping truncated states, data faults, and a
+table of bad inputs that must stop before anything on disk changes."""
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from os import path as osp
+
+import pytest
+import torch
+import yaml
+
+from basicsr_multigrid import compat, pipeline
+from basicsr_multigrid.data.multigrid_paired_video_dataset import MultigridPairedVideoDataset
+from basicsr_multigrid.data.video_frames import VideoDataError
+from basicsr_multigrid.multigrid.sampler import ShapedIndex
+from basicsr_multigrid.utils.checkpoint import atomic_torch_save
+from tests.conftest import REPO_ROOT, write_options
+from tests.test_datasets import train_opt
+from tests.test_multigrid_training import steps, tiny_multigrid_options
+
+TRAIN_CODE = ('import sys, basicsr_multigrid.pipeline as p; '
+              'p.train_pipeline(sys.argv[1], argv=["train.py"] + sys.argv[2:])')
+
+
+def kill_options(demo_data, name):
+    return tiny_multigrid_options(demo_data, name, train__total_iter=24, train__scheduler__periods=[24],
+                                  logger__save_checkpoint_freq=4, val__val_freq=12)
+
+
+def train_until(root, opt_path, stop_line=None, *extra):
+    """Run training; with `stop_line`, SIGKILL it as soon as a log line contains that text. Returns the log."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    process = subprocess.Popen([sys.executable, '-c', TRAIN_CODE, str(root), '-opt', opt_path, *extra], cwd=REPO_ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if stop_line and stop_line in line:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+    process.stdout.close()
+    process.wait(timeout=600)
+    log = ''.join(lines)
+    assert process.returncode == (-signal.SIGKILL if stop_line else 0), log[-4000:]
+    return log
+
+
+def final_weights(root, name):
+    return torch.load(osp.join(root, 'experiments', name, 'models', 'net_g_latest.pth'), weights_only=True)['params']
+
+
+def test_sigkill_at_a_phase_boundary_and_during_validation_then_auto_resume_is_exact(demo_data, tmp_path):
+    opt = kill_options(demo_data, 'killed')
+    opt_path = write_options(opt, tmp_path)
+    reference = steps(train_until(tmp_path / 'reference', opt_path))
+
+    root = tmp_path / 'interrupted'
+    first = train_until(root, opt_path, 'Multigrid phase 3/6')  # killed as phase 3 (iteration 9) begins
+    second = train_until(root, opt_path, 'iter:      12,', '--auto_resume')  # then at the validation of iter 12
+    last = train_until(root, opt_path, None, '--auto_resume')
+    assert 'Resuming training from epoch' in second and 'Resuming training from epoch' in last
+    logged = {**steps(first), **steps(second), **steps(last)}
+    assert sorted(logged) == list(range(1, 25))
+    assert logged == reference  # same LR, phase, stage, lq_size, num_frame and batch at every iteration
+    for key, value in final_weights(tmp_path / 'reference', 'killed').items():
+        torch.testing.assert_close(final_weights(root, 'killed')[key], value, rtol=0, atol=1e-6)
+    states = osp.join(root, 'experiments', 'killed', 'training_states')
+    for name in os.listdir(states):
+        state = torch.load(osp.join(states, name), weights_only=True)  # tensors and primitives only
+        assert set(state) == {'epoch', 'iter', 'optimizers', 'schedulers', 'rng'}
+    assert not [n for n in os.listdir(osp.dirname(states)) if '.tmp' in n]
+
+
+def make_checkpoints(experiment, iters):
+    for folder in ('training_states', 'models'):
+        os.makedirs(osp.join(experiment, folder), exist_ok=True)
+    for it in iters:
+        atomic_torch_save({'iter': it, 'epoch': 0, 'optimizers': [], 'schedulers': []},
+                          osp.join(experiment, 'training_states', f'{it}.state'))
+        atomic_torch_save({'params': {'w': torch.full((64, 64), float(it))}},
+                          osp.join(experiment, 'models', f'net_g_{it}.pth'))
+
+
+@pytest.mark.parametrize('broken', ['training_states/8.state', 'models/net_g_8.pth'])
+def test_truncated_newest_checkpoint_is_skipped_with_a_warning(tmp_path, broken):
+    experiment = str(tmp_path / 'experiments' / 'run')
+    make_checkpoints(experiment, [4, 8])
+    path = osp.join(experiment, broken)
+    with open(path, 'r+b') as f:
+        f.truncate(os.path.getsize(path) // 2)
+    with pytest.warns(UserWarning, match=f'auto_resume: skipping iteration 8: {path} is unusable'):
+        assert compat.latest_training_state(experiment) == osp.join(experiment, 'training_states', '4.state')
+
+
+def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = str(tmp_path / 'net_g_4.pth')
+    atomic_torch_save({'params': {'w': torch.ones(2)}}, path)
+
+    def disk_full(obj, f):
+        f.write(b'partial')
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', disk_full)
+    with pytest.raises(OSError, match='No space left'):
+        atomic_torch_save({'params': {'w': torch.zeros(2)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)['params']['w'], torch.ones(2))
+    assert os.listdir(tmp_path) == ['net_g_4.pth']
+
+
+def test_bad_frame_errors_by_default_and_is_skipped_and_counted_when_asked(demo_data, tmp_path):
+    root = str(tmp_path / 'data')
+    shutil.copytree(demo_data, root)
+    clip = sorted(os.listdir(osp.join(root, 'train', 'GT')))[0]
+    bad = osp.join(root, 'train', 'GT', clip, '00000002.png')
+    with open(bad, 'wb') as f:
+        f.write(b'\x89PNG truncated')
+    strict = MultigridPairedVideoDataset(train_opt(root, num_frame=4, gt_size=32))
+    with pytest.raises(VideoDataError, match=f'^cannot decode frame {bad}$'):
+        strict[ShapedIndex(0, 4, 32, seed=0)]
+    lenient = MultigridPairedVideoDataset(train_opt(root, num_frame=4, gt_size=32, on_bad_frame='skip'))
+    item = lenient[ShapedIndex(0, 4, 32, seed=0)]
+    assert item['skipped'] >= 1 and item['key'].split('/')[0] == clip and item['gt'].shape == (4, 3, 32, 32)
+    assert lenient[ShapedIndex(40, 4, 32, seed=0)]['skipped'] == 0
+
+
+# ------------------------------------------------------------------------------------------------ bad inputs
+
+def set_key(opt, dotted, value):
+    *parents, last = dotted.split('.')
+    node = opt
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+
+
+DELETE = object()
+BAD_INPUTS = [  # (dotted key, value, expected text in the one-line error)
+    ('datasets.train.gt_size', 66, 'datasets.train.gt_size: 66 is not divisible by scale 4'),
+    ('datasets.train.num_frame', 50, 'datasets.train.num_frame'),
+    ('datasets.train.gt_szie', 64, 'datasets.train.gt_szie: unknown option of MultigridPairedVideoDataset; '
+                                   'did you mean gt_size?'),
+    ('datasets.train.dataroot_gt', '/nonexistent/GT', 'datasets.train.dataroot_gt: not found: /nonexistent/GT'),
+    ('datasets.train.dataroot_lq', '/nonexistent/LQ', 'datasets.train.dataroot_lq: not found: /nonexistent/LQ'),
+    ('datasets.train.meta_info_file', '/nonexistent/meta.txt', 'meta_info_file: file not found: /nonexistent/meta.txt'),
+    ('datasets.train.io_backend', {'type': 'hdf5'}, "io_backend.type: 'hdf5' is not supported"),
+    ('datasets.train.on_bad_frame', 'ignore', "datasets.train.on_bad_frame: 'ignore' is not one of error, skip"),
+    ('datasets.train.type', 'NoSuchDataset', "datasets.train.type: no dataset named 'NoSuchDataset'"),
+    ('datasets.val.dataroot_gt', '/nonexistent/val', 'datasets.val.dataroot_gt: folder not found: /nonexistent/val'),
+    ('train.multigrid.spatial_sizes', [8, 64], 'train.multigrid.spatial_sizes'),
+    ('train.multigrid.spatial_sizes', [16, 8], 'train.multigrid.spatial_sizes'),
+    ('train.multigrid.spatial_size', [8, 16], 'train.multigrid.spatial_size'),
+    ('train.multigrid.temporal_fractions', [0.5, 1.5], 'train.multigrid.temporal_fractions'),
+    ('train.multigrid.stage_split', [0.3, 0.3], 'train.multigrid.stage_split'),
+    ('train.multigrid.phase_split', 'weird', 'train.multigrid.phase_split'),
+    ('train.multigrid.stage_lr_factors', [2], 'train.multigrid.stage_lr_factors'),
+    ('train.multigrid.batch_scaling', 'double', 'train.multigrid.batch_scaling'),
+    ('train.total_iter', 4, 'train.total_iter: 4 iterations cannot cover 6 multigrid phases'),
+    ('train.total_iter', 'many', 'train.total_iter'),
+    ('datasets.train.batch_size_per_gpu', 0, 'datasets.train.batch_size_per_gpu'),
+    ('train.hooks', [{'type': 'NoSuchHook'}], "train.hooks[0].type: unknown hook 'NoSuchHook'"),
+    ('train.hooks', [{'type': 'LinearWarmupHook', 'warmup_iter': 0}], 'train.hooks.LinearWarmupHook.warmup_iter'),
+    ('train.hooks', [{'type': 'LinearWarmupHook', 'warmup': 5}], 'train.hooks[0] (LinearWarmupHook)'),
+    ('train.hooks', [{'type': 'RankConsistencyHook', 'interval': 0}], 'train.hooks.RankConsistencyHook.interval'),
+    ('path.resume_state', '/nonexistent/4.state', 'path.resume_state: no such file /nonexistent/4.state'),
+]
+
+
+def tree_digest(folder):
+    digest = hashlib.sha1()
+    for root, dirs, files in sorted(os.walk(folder)):
+        digest.update(repr(sorted(dirs)).encode())
+        for name in sorted(files):
+            with open(osp.join(root, name), 'rb') as f:
+                digest.update(name.encode() + f.read())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope='module')
+def existing_experiment(tmp_path_factory):
+    """A project root holding an earlier run of the same name, with checkpoints that must survive."""
+    root = tmp_path_factory.mktemp('project')
+    make_checkpoints(str(root / 'experiments' / 'bad'), [4, 8])
+    return root
+
+
+@pytest.mark.parametrize('dotted, value, expected', BAD_INPUTS, ids=[f'{k}={v}' for k, v, _ in BAD_INPUTS])
+def test_bad_input_stops_with_one_line_before_touching_disk(demo_data, existing_experiment, tmp_path, capsys,
+                                                            dotted, value, expected):
+    opt = tiny_multigrid_options(demo_data, 'bad')
+    set_key(opt, dotted, value)
+    opt_path = write_options(opt, tmp_path)
+    before = tree_digest(existing_experiment)
+    with pytest.raises(SystemExit) as stopped:
+        pipeline.run_cli(lambda root: pipeline.train_pipeline(root, ['train.py', '-opt', opt_path]),
+                         str(existing_experiment))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('error: ') and expected in err[-1], err
+    assert tree_digest(existing_experiment) == before
+    assert sorted(os.listdir(existing_experiment)) == ['experiments']
+    assert os.listdir(existing_experiment / 'experiments') == ['bad']
+
+
+def test_bad_yaml_is_one_line_too(tmp_path):
+    opt_path = tmp_path / 'broken.yml'
+    opt_path.write_text('name: x\ntrain: [unclosed\n')
+    result = subprocess.run([sys.executable, 'basicsr_multigrid/train.py', '-opt', str(opt_path)], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f'error: {opt_path}: ')
