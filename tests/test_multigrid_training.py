@@ -22,6 +22,9 @@ def tiny_multigrid_options(demo_data, name, **overrides):
                     datasets__train__num_worker_per_gpu=2, train__total_iter=12, train__scheduler__periods=[12],
                     train__multigrid__spatial_sizes=[8, 16], train__hooks=[{'type': 'LinearWarmupHook',
                                                                              'warmup_iter': 4}],
+                    # the paper's phase structure (T/2, 3T/4, T in equal stages), not the demo's tuned one
+                    train__multigrid__temporal_fractions=[0.5, 0.75, 1.0], train__multigrid__stage_split='equal',
+                    train__multigrid__stage_lr_factors=[1, 1],
                     val__val_freq=100, logger__print_freq=1, logger__save_checkpoint_freq=6)
     settings.update(overrides)
     return demo_options(demo_data, base=MULTIGRID_DEMO, **settings)
