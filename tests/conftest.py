@@ -1,6 +1,7 @@
 """Shared fixtures: a small demo dataset built once per session, option files derived from the shipped demo
 options, and a helper that runs BasicSR training in a subprocess exactly as users do."""
 import copy
+import hashlib
 import os
 import subprocess
 import sys
@@ -71,3 +72,14 @@ def run_training(root_path, options_path, *extra_args, cwd=None, check=True, tim
     if check and result.returncode != 0:
         raise AssertionError(f'training failed ({result.returncode}):\n{result.stdout[-6000:]}')
     return result
+
+
+def tree_digest(folder):
+    """Digest of every folder name, file name and file content under `folder`: equal iff nothing changed."""
+    digest = hashlib.sha1()
+    for root, dirs, files in sorted(os.walk(folder)):
+        digest.update(repr(sorted(dirs)).encode())
+        for name in sorted(files):
+            with open(osp.join(root, name), 'rb') as f:
+                digest.update(name.encode() + f.read())
+    return digest.hexdigest()

@@ -1,5 +1,4 @@
 """tools/create_lmdb.py, verify_lmdb.py and prepare_reds.py on small REDS-, Vimeo- and folder-style trees."""
-import hashlib
 import json
 import importlib.util
 import os
@@ -17,7 +16,7 @@ from basicsr_multigrid.data.video_frames import ClipFrameReader, VideoDataError,
 from basicsr_multigrid.multigrid.sampler import ShapedIndex
 from basicsr_multigrid.utils import lmdb_builder
 from basicsr_multigrid.utils.lmdb_builder import ClipSource, build_lmdb
-from tests.conftest import REPO_ROOT, demo_options, load_yaml, run_training, write_options
+from tests.conftest import REPO_ROOT, demo_options, load_yaml, run_training, tree_digest, write_options
 
 
 def load_tool(name):
@@ -47,15 +46,6 @@ def read_all(lmdb_path):
 
 def decoded(value):
     return cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED)
-
-
-def digest_tree(folder):
-    digest = hashlib.sha1()
-    for root, _, files in sorted(os.walk(folder)):
-        for name in sorted(files):
-            with open(osp.join(root, name), 'rb') as f:
-                digest.update(name.encode() + f.read())
-    return digest.hexdigest()
 
 
 def one_line_error(capsys, tool_name):
@@ -124,10 +114,10 @@ def make_reds_tree(root):
 def test_reds_prepare_then_lmdb_with_partitions(tmp_path):
     root = str(tmp_path / 'REDS')
     make_reds_tree(root)
-    download = digest_tree(osp.join(root, 'val_sharp'))
+    download = tree_digest(osp.join(root, 'val_sharp'))
     assert prepare_reds.main(['--root', root]) == 0
     assert prepare_reds.main(['--root', root]) == 0  # rerunning is safe
-    assert digest_tree(osp.join(root, 'val_sharp')) == download  # symlink mode leaves the download as it was
+    assert tree_digest(osp.join(root, 'val_sharp')) == download  # symlink mode leaves the download as it was
     assert osp.isfile(osp.join(root, 'train_sharp', '240', '00000002.png'))
     assert osp.isfile(str(tmp_path / 'REDS4' / 'sharp_bicubic' / '011' / '00000000.png'))
     assert [c.name for c in read_video_meta_info(osp.join(root, 'meta_info_REDS_train.txt'))] == ['001', '240']
@@ -203,17 +193,17 @@ def test_interrupted_build_is_detected_and_completed_by_rerunning(folder_tree, t
 
 
 def test_existing_output_needs_overwrite_and_is_replaced_only_when_complete(folder_tree, built, capsys):
-    before = digest_tree(built)
+    before = tree_digest(built)
     args = ['folder', '--input', folder_tree, '--out', built, '--no-progress']
     assert create_lmdb.main(args) == 2
     assert one_line_error(capsys, 'create_lmdb') == f'create_lmdb: error: {built}: already exists; pass --overwrite to replace it'
-    assert digest_tree(built) == before
+    assert tree_digest(built) == before
 
     os.remove(osp.join(folder_tree, 'walk', '00000004.png'))  # a broken source: nothing may be lost
     write_clip(osp.join(folder_tree, 'walk'), 1, names=['00000004.png'], h=3, w=3)
     assert create_lmdb.main(args + ['--overwrite']) == 2
     assert 'frames of a clip must match' in one_line_error(capsys, 'create_lmdb')
-    assert digest_tree(built) == before
+    assert tree_digest(built) == before
 
     write_clip(osp.join(folder_tree, 'walk'), 1, names=['00000004.png'], seed=5)
     assert create_lmdb.main(args + ['--overwrite']) == 0

@@ -1,6 +1,5 @@
 """Exact resume after SIGKILL, atomic weights_only checkpoints, skipping truncated states, data faults, and a
 table of bad inputs that must stop before anything on disk changes."""
-import hashlib
 import os
 import shutil
 import signal
@@ -10,14 +9,13 @@ from os import path as osp
 
 import pytest
 import torch
-import yaml
 
 from basicsr_multigrid import compat, pipeline
 from basicsr_multigrid.data.multigrid_paired_video_dataset import MultigridPairedVideoDataset
 from basicsr_multigrid.data.video_frames import VideoDataError
 from basicsr_multigrid.multigrid.sampler import ShapedIndex
 from basicsr_multigrid.utils.checkpoint import atomic_torch_save
-from tests.conftest import REPO_ROOT, write_options
+from tests.conftest import REPO_ROOT, tree_digest, write_options
 from tests.test_datasets import train_opt
 from tests.test_multigrid_training import steps, tiny_multigrid_options
 
@@ -170,16 +168,6 @@ BAD_INPUTS = [  # (dotted key, value, expected text in the one-line error)
     ('train.hooks', [{'type': 'RankConsistencyHook', 'interval': 0}], 'train.hooks.RankConsistencyHook.interval'),
     ('path.resume_state', '/nonexistent/4.state', 'path.resume_state: no such file /nonexistent/4.state'),
 ]
-
-
-def tree_digest(folder):
-    digest = hashlib.sha1()
-    for root, dirs, files in sorted(os.walk(folder)):
-        digest.update(repr(sorted(dirs)).encode())
-        for name in sorted(files):
-            with open(osp.join(root, name), 'rb') as f:
-                digest.update(name.encode() + f.read())
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope='module')
