@@ -7,5 +7,5 @@ from basicsr_multigrid import compat
 
 compat.apply()
 
-from basicsr_multigrid import archs, data, hooks, losses, models  # noqa: E402,F401  (registration)
+from basicsr_multigrid import archs, data, hooks, losses, models, optim  # noqa: E402,F401  (registration)
 from basicsr_multigrid.version import __version__  # noqa: E402,F401

@@ -291,14 +291,19 @@ def fix_b11_lmdb_second_open():
 
 
 def fix_b14_only_adam():
-    """B14: BaseModel.get_optimizer knows only Adam; accept any torch.optim optimizer by name."""
+    """B14: BaseModel.get_optimizer knows only Adam; accept this package's optimizers (OBProxSG) and any
+    torch.optim optimizer by name."""
     import torch
     from basicsr.models.base_model import BaseModel
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
+        from basicsr_multigrid.optim import OPTIMIZER_REGISTRY  # imported late: compat runs before registration
+        if optim_type in OPTIMIZER_REGISTRY:
+            return OPTIMIZER_REGISTRY.get(optim_type)(params, lr, **kwargs)
         optimizer_cls = getattr(torch.optim, optim_type, None)
         if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
-            raise OptionError(f'train.optim_g.type: unknown optimizer {optim_type!r}; use a torch.optim class name')
+            raise OptionError(f'train.optim_g.type: unknown optimizer {optim_type!r}; use OBProxSG or a torch.optim '
+                              'class name')
         return optimizer_cls(params, lr, **kwargs)
 
     _patch('B14_only_adam', BaseModel, 'get_optimizer', get_optimizer)

@@ -14,8 +14,6 @@ import argparse
 import copy
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from os import path as osp
@@ -24,6 +22,8 @@ import yaml
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
+
+from basicsr_multigrid.utils.benchmarking import machine_name, train_in_subprocess  # noqa: E402
 
 PRESETS = {
     # tiny BasicVSR on the demo data, 2 CPU cores, well under 25 minutes in all
@@ -76,20 +76,6 @@ def prepare_run(opt, name, val_points):
     return opt
 
 
-def train(opt, work_dir, log_file):
-    """One BasicSR training run in a fresh process (the same entry point as train.py); experiments in work_dir."""
-    opt_path = osp.join(work_dir, f"{opt['name']}.yml")
-    with open(opt_path, 'w') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
-    code = 'import sys, basicsr_multigrid.pipeline as p; p.train_pipeline(sys.argv[1], argv=["train.py"] + sys.argv[2:])'
-    with open(log_file, 'w') as log:
-        result = subprocess.run([sys.executable, '-c', code, work_dir, '-opt', opt_path], cwd=REPO_ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        raise SystemExit(f"error: run {opt['name']} failed (exit {result.returncode}); see {log_file}")
-    return osp.join(work_dir, 'experiments', opt['name'])
-
-
 def read_run(experiment_root, label, opt):
     with open(osp.join(experiment_root, 'val_metrics.jsonl')) as f:
         by_iter = {record['iter']: record for record in map(json.loads, f)}  # BasicSR re-validates the last iter
@@ -126,20 +112,6 @@ def compare(runs):
     first_multigrid = runs[1]
     return {'speedup_to_baseline_psnr': first_multigrid['speedup_to_baseline_psnr'],
             'psnr_drop_db': first_multigrid['psnr_drop_db']}
-
-
-def machine_name():
-    try:
-        import torch
-        if torch.cuda.is_available():
-            return f'{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}'
-    except ImportError:
-        pass
-    model = platform.processor() or platform.machine()
-    if osp.isfile('/proc/cpuinfo'):
-        with open('/proc/cpuinfo') as f:
-            model = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), model)
-    return f'CPU {model}, {os.cpu_count()} cores'
 
 
 def plot(results, path):
@@ -228,7 +200,7 @@ def main(argv=None):
         name = f'bench_{stamp}_{label}'
         print(f'[{label}] training {opt["train"]["total_iter"]} iterations ...', flush=True)
         started = time.time()
-        root = train(prepare_run(opt, name, val_points), work_dir, osp.join(work_dir, f'{name}.log'))
+        root = train_in_subprocess(prepare_run(opt, name, val_points), work_dir, osp.join(work_dir, f'{name}.log'))
         measured.append(read_run(root, label, opt))
         print(f'[{label}] {time.time() - started:.0f} s, final PSNR {measured[-1]["final_psnr"]:.3f} dB', flush=True)
 

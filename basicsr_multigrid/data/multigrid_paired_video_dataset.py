@@ -47,7 +47,7 @@ class MultigridPairedVideoDataset(data.Dataset):
 
     def __init__(self, opt):
         super().__init__()
-        _reject_unknown_options(opt)
+        reject_unknown_options(opt)
         self.opt = opt
         self.on_bad_frame = opt.get('on_bad_frame', 'error')
         if self.on_bad_frame not in BAD_FRAME_POLICIES:
@@ -164,14 +164,14 @@ class MultigridPairedVideoDataset(data.Dataset):
         return tuple(_flip_transpose(x, hflip, vflip, transpose) for x in (lq, gt))
 
 
-def _reject_unknown_options(opt):
-    known = OWN_OPTIONS + BASICSR_LOADER_OPTIONS
+def reject_unknown_options(opt, own_options=OWN_OPTIONS, owner='MultigridPairedVideoDataset'):
+    """One-line error for an option key that neither the dataset `owner` nor BasicSR's loader reads."""
+    known = tuple(own_options) + BASICSR_LOADER_OPTIONS
     for key in opt:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f'did you mean {close[0]}?' if close else f'known: {", ".join(OWN_OPTIONS)}'
-            raise VideoDataError(f"datasets.{opt.get('phase', 'train')}.{key}: unknown option of "
-                                 f'MultigridPairedVideoDataset; {hint}')
+            hint = f'did you mean {close[0]}?' if close else f'known: {", ".join(own_options)}'
+            raise VideoDataError(f"datasets.{opt.get('phase', 'train')}.{key}: unknown option of {owner}; {hint}")
 
 
 def _flip_transpose(clip, hflip, vflip, transpose):

@@ -30,7 +30,8 @@ def binomial_kernel_5x5():
 
 @LOSS_REGISTRY.register()
 class LaplacianPyramidLoss(nn.Module):
-    """Weighted L1 between the Laplacian pyramids of ``pred`` and ``target`` (both (B, channels, H, W)).
+    """Weighted L1 between the Laplacian pyramids of ``pred`` and ``target``: (B, channels, H, W) frames, or
+    (B, T, channels, H, W) clips (VSR), whose frames are compared one by one.
 
     Args:
         max_levels: number of pyramid levels (reference: 5). H and W must be divisible by 2^(max_levels-1)
@@ -79,10 +80,11 @@ class LaplacianPyramidLoss(nn.Module):
     def _check(self, pred, target):
         if pred.shape != target.shape:
             raise ValueError(f'pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape')
-        if pred.dim() != 4 or pred.shape[1] != self.channels:
-            raise ValueError(f'expected (B, {self.channels}, H, W) inputs, got {tuple(pred.shape)}')
+        if pred.dim() not in (4, 5) or pred.shape[-3] != self.channels:
+            raise ValueError(f'expected (B, {self.channels}, H, W) or (B, T, {self.channels}, H, W) inputs, '
+                             f'got {tuple(pred.shape)}')
         factor = 2 ** (self.max_levels - 1)
-        height, width = pred.shape[2:]
+        height, width = pred.shape[-2:]
         if height % factor or width % factor:
             raise ValueError(f'H and W must be divisible by {factor} for {self.max_levels} levels, '
                              f'got {height}x{width}')
@@ -92,6 +94,7 @@ class LaplacianPyramidLoss(nn.Module):
 
     def forward(self, pred, target):
         self._check(pred, target)
+        pred, target = pred.flatten(0, -4), target.flatten(0, -4)  # clips: every frame is an image
         total = sum((2 ** level) * (a - b).abs().sum()
                     for level, (a, b) in enumerate(zip(self.pyramid(pred), self.pyramid(target))))
         if self.reduction == 'mean':

@@ -94,6 +94,10 @@ class MultigridTrainingMixin(AtomicCheckpointMixin):
 
     def optimize_parameters(self, current_iter):
         super().optimize_parameters(current_iter)
+        self.after_optimize_step(current_iter)
+
+    def after_optimize_step(self, current_iter):
+        """Logging, hooks and timing of one training step (models with their own step call it after it)."""
         if self.skipped_items:
             self.log_dict['skipped_items'] = LoggedInt(self.skipped_items)
         phase = self.schedule.phase_at(current_iter - 1)

@@ -16,6 +16,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from basicsr_multigrid.archs.shape_limits import check_network_shapes
 from basicsr_multigrid.data.video_frames import read_video_meta_info
 from basicsr_multigrid.hooks import build_hooks
+from basicsr_multigrid.models.teacher import check_teacher
 from basicsr_multigrid.multigrid.sampler import ScheduledShapeBatchSampler
 from basicsr_multigrid.multigrid.schedule import MultigridSchedule
 from basicsr_multigrid.utils.errors import OptionError
@@ -34,17 +35,18 @@ def build_schedule(opt, clips=None):
 
 def preflight(opt):
     """Check what can be checked of a training run before any folder is created: data roots, meta file,
-    the schedule against the network and the data, the hooks. Raises OptionError naming the key."""
-    train_opt = opt['datasets'].get('train')
-    if train_opt is None or not uses_scheduled_shapes(opt):
-        return
-    for key in ('dataroot_gt', 'dataroot_lq'):
-        if not osp.exists(str(train_opt.get(key))):
-            raise OptionError(f'datasets.train.{key}: not found: {train_opt.get(key)}')
-    build_schedule(opt, read_video_meta_info(train_opt['meta_info_file']))
-    build_hooks(opt['train'].get('hooks'))
+    the schedule against the network and the data, the hooks, this package's datasets, the teacher
+    checkpoint of a distillation run. Raises OptionError naming the key."""
+    if uses_scheduled_shapes(opt):
+        train_opt = opt['datasets']['train']
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            if not osp.exists(str(train_opt.get(key))):
+                raise OptionError(f'datasets.train.{key}: not found: {train_opt.get(key)}')
+        build_schedule(opt, read_video_meta_info(train_opt['meta_info_file']))
+    build_hooks(opt.get('train', {}).get('hooks'))
     for dataset_opt in opt['datasets'].values():
         _check_own_dataset(dataset_opt)
+    check_teacher(opt)
 
 
 def _check_own_dataset(dataset_opt):

@@ -97,8 +97,8 @@ class MultigridSchedule:
         is a single phase at the baseline shape, so fixed-shape runs share the
         same machinery.
         """
-        baseline = _read_baseline(opt)
         section = _lookup(opt, SECTION, required=False)
+        baseline = _read_baseline(opt, fixed_shape=section is None)
         if section is None:
             fixed_shape = _PlannedPhase(0, baseline.lq_size, baseline.num_frame)
             return cls._from_plan(baseline, [fixed_shape], [Fraction(1)], [baseline.batch_size], [Fraction(1)])
@@ -449,12 +449,15 @@ def _positive_int(key: str, value) -> int:
     return value
 
 
-def _read_baseline(opt: Mapping) -> _Baseline:
+def _read_baseline(opt: Mapping, fixed_shape: bool = False) -> _Baseline:
+    """The full training shape. A fixed-shape run of single-input data (frame interpolation tuples) has no
+    `num_frame`: it counts as 1 frame, which only the cost model reads."""
     total_iter = _lookup(opt, 'train.total_iter')
     # YAML may deliver values such as 3.0e+5 as floats; accept them when integral.
     if isinstance(total_iter, float) and total_iter.is_integer():
         total_iter = int(total_iter)
     scale = _positive_int('scale', _lookup(opt, 'scale'))
+    num_frame = _lookup(opt, 'datasets.train.num_frame', required=not fixed_shape)
     gt_size = _positive_int('datasets.train.gt_size', _lookup(opt, 'datasets.train.gt_size'))
     if gt_size % scale:
         raise ScheduleError(f'datasets.train.gt_size: {gt_size} is not divisible by scale {scale}; '
@@ -463,7 +466,7 @@ def _read_baseline(opt: Mapping) -> _Baseline:
         total_iter=_positive_int('train.total_iter', total_iter),
         scale=scale,
         lq_size=gt_size // scale,
-        num_frame=_positive_int('datasets.train.num_frame', _lookup(opt, 'datasets.train.num_frame')),
+        num_frame=_positive_int('datasets.train.num_frame', 1 if num_frame is None else num_frame),
         batch_size=_positive_int('datasets.train.batch_size_per_gpu',
                                  _lookup(opt, 'datasets.train.batch_size_per_gpu')),
     )

@@ -1,0 +1,136 @@
+"""KnowledgeDistillationModel through BasicSR's pipeline on the demo videos, for VSR with a multigrid schedule:
+a BasicVSR teacher trained by the same model, then a narrower BasicVSR student distilled from it. Bad teacher
+checkpoints stop the run with one line before any folder is written."""
+import json
+import os
+import re
+from os import path as osp
+
+import pytest
+import torch
+
+from basicsr_multigrid import pipeline
+from basicsr_multigrid.models.feature_distillation import FeatureDistillation, attention_map
+from basicsr_multigrid.utils.errors import OptionError
+from tests.conftest import run_training, write_options
+from tests.test_multigrid_training import tiny_multigrid_options
+
+LAPLACIAN = {'type': 'LaplacianPyramidLoss', 'reduction': 'mean'}
+
+
+def kd_options(demo_data, name, teacher_path=None, **overrides):
+    """Tiny BasicVSR runs: with `teacher_path`, a 4-channel student distils from the 8-channel teacher."""
+    settings = dict(model_type='KnowledgeDistillationModel', datasets__train__gt_size=64,
+                    train__multigrid__spatial_sizes=[8, 16], train__total_iter=6, train__scheduler__periods=[6],
+                    val__val_freq=6, logger__save_checkpoint_freq=6,
+                    train__pixel_opt=dict(LAPLACIAN, loss_weight=0.1 if teacher_path else 1.0))
+    if teacher_path:
+        settings.update(network_t={'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1, 'spynet_path': None},
+                        path__pretrain_network_t=teacher_path, network_g__num_feat=4,
+                        train__distill_opt=dict(LAPLACIAN, loss_weight=1.0))
+    settings.update(overrides)
+    return tiny_multigrid_options(demo_data, name, **settings)
+
+
+@pytest.fixture(scope='module')
+def vsr_teacher(demo_data, tmp_path_factory):
+    """A BasicVSR teacher trained for a few iterations by KnowledgeDistillationModel without network_t."""
+    root = tmp_path_factory.mktemp('teacher')
+    opt = kd_options(demo_data, 'vsr_teacher')
+    run_training(root, write_options(opt, root))
+    return str(root / 'experiments' / 'vsr_teacher' / 'models' / 'net_g_latest.pth')
+
+
+def metric_records(root, name):
+    with open(osp.join(root, 'experiments', name, 'val_metrics.jsonl')) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_vsr_student_distils_from_teacher_on_a_multigrid_schedule(demo_data, vsr_teacher, tmp_path):
+    teacher_before = torch.load(vsr_teacher, weights_only=True)['params']
+    opt = kd_options(demo_data, 'vsr_kd', vsr_teacher, val__val_freq=3)
+    log = run_training(tmp_path, write_options(opt, tmp_path)).stdout
+    losses = re.findall(r'iter:\s*(\d+),.*l_gt: (\S+) l_distill: (\S+).* phase: (\d+)', log)
+    assert [int(i) for i, *_ in losses] == list(range(1, 7))
+    assert all(float(gt) > 0 and float(distill) > 0 for _, gt, distill, _ in losses)
+    assert {int(phase) for *_, phase in losses} == set(range(6))  # every multigrid phase was trained
+    records = metric_records(tmp_path, 'vsr_kd')
+    # the teacher is validated once, the student at every validation
+    # (BasicSR validates once more after the last iteration)
+    assert [(r['iter'], r['dataset']) for r in records] == [(3, 'demo_val_teacher'), (3, 'demo_val'), (6, 'demo_val'),
+                                                            (6, 'demo_val')]
+    assert all(r['psnr'] > 10 and 0 < r['ssim'] <= 1 for r in records)
+    student = torch.load(tmp_path / 'experiments' / 'vsr_kd' / 'models' / 'net_g_latest.pth', weights_only=True)
+    assert student['params']['fusion.weight'].shape[:2] == (4, 8)  # the 4-channel student
+    teacher_after = torch.load(vsr_teacher, weights_only=True)['params']
+    assert all(torch.equal(teacher_before[k], teacher_after[k]) for k in teacher_before)
+
+
+def run_cli(root, opt_path, capsys):
+    """The entry point's behaviour on bad input: exit status 2 and one line on stderr."""
+    with pytest.raises(SystemExit) as stopped:
+        pipeline.run_cli(lambda r: pipeline.train_pipeline(r, ['train.py', '-opt', opt_path]), str(root))
+    assert stopped.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def renamed_keys(state):
+    return {'params': {f'renamed.{k}': v for k, v in state['params'].items()}}
+
+
+BAD_TEACHERS = [  # (how the teacher set-up is broken, expected text in the one-line error)
+    ('other_width', 'does not match network_t (BasicVSR): 17 shape mismatches, first backward_trunk.main.0.weight'),
+    ('renamed_keys', 'missing keys spynet.mean, spynet.std, spynet.basic_module.0.basic_module.0.weight (+81 more)'),
+    ('renamed_keys', 'unexpected keys renamed.spynet.'),
+    ('missing_file', 'path.pretrain_network_t: file not found: '),
+    ('no_checkpoint_path', 'path.pretrain_network_t: required with network_t'),
+    ('distill_without_teacher', 'train.distill_opt: distilling needs a teacher'),
+]
+
+
+@pytest.mark.parametrize('broken, expected', BAD_TEACHERS, ids=[b for b, _ in BAD_TEACHERS])
+def test_bad_teacher_set_up_stops_with_one_line_before_any_folder(demo_data, vsr_teacher, tmp_path, capsys, broken,
+                                                                 expected):
+    teacher = vsr_teacher
+    if broken == 'renamed_keys':
+        teacher = str(tmp_path / 'renamed.pth')
+        torch.save(renamed_keys(torch.load(vsr_teacher, weights_only=True)), teacher)
+    elif broken == 'missing_file':
+        teacher = str(tmp_path / 'nowhere.pth')
+    opt = kd_options(demo_data, 'kd_bad', teacher)
+    if broken == 'other_width':
+        opt['network_t']['num_feat'] = 6
+    elif broken == 'no_checkpoint_path':
+        del opt['path']['pretrain_network_t']
+    elif broken == 'distill_without_teacher':
+        del opt['network_t']
+    message = run_cli(tmp_path, write_options(opt, tmp_path), capsys)
+    assert message.startswith('error: ') and expected in message, message
+    assert not osp.exists(tmp_path / 'experiments')
+
+
+def test_feature_distillation_compares_attention_maps_of_any_widths():
+    torch.manual_seed(0)
+    student = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 3, 1))
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.Conv2d(16, 3, 1))
+    distillation = FeatureDistillation({'type': 'L1Loss', 'loss_weight': 2.0, 'layers': {'0': '0'}}, student, teacher)
+    frames = torch.rand(2, 3, 8, 8)
+    student(frames)
+    with torch.no_grad():
+        teacher(frames)
+    expected = 2.0 * (attention_map(student[0](frames)) - attention_map(teacher[0](frames))).abs().mean()
+    loss = distillation()
+    assert loss.item() == pytest.approx(expected.item())
+    loss.backward()
+    assert student[0].weight.grad.abs().sum() > 0 and teacher[0].weight.grad is None
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'layers': {'nope': '0'}}, "student network has no module 'nope'"),
+    ({'layers': {'0': '0'}, 'mode': 'maps'}, "mode: 'maps'"),
+    ({'layers': []}, 'layers: give'),
+])
+def test_feature_distillation_options_are_checked(options, message):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    with pytest.raises(OptionError, match=message):
+        FeatureDistillation(dict(type='L1Loss', **options), net, net)
