@@ -1,6 +1,7 @@
 """Shared fixtures: a small demo dataset built once per session, option files derived from the shipped demo
 options, and a helper that runs BasicSR training in a subprocess exactly as users do."""
 import copy
+import json
 import hashlib
 import os
 import subprocess
@@ -23,6 +24,16 @@ def demo_data(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('demo') / 'data')
     make_demo_dataset(root, size=128, train_frames=12, val_frames=6, seed=0)
     return root
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Small forwards gain little from threads, and lose a lot to oversubscription on a busy machine."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def load_yaml(path):
@@ -83,3 +94,42 @@ def tree_digest(folder):
             with open(osp.join(root, name), 'rb') as f:
                 digest.update(name.encode() + f.read())
     return digest.hexdigest()
+
+
+def metric_records(root, name):
+    with open(osp.join(root, 'experiments', name, 'val_metrics.jsonl')) as f:
+        return [json.loads(line) for line in f]
+
+
+TINY_WIDTHS = dict(feature_channels=[32, 32, 32, 32], kernel_channels=4, grid_channels=[4, 4, 4],
+                   tem_channels=[4, 4, 4, 4], tem_fuse_channels=4, pad_multiple=64)
+
+
+def vfi_options(demo_data, base, name, **overrides):
+    """A shipped demo VFI option file on the test demo data, tiny widths, a few iterations. The test clips are
+    too short for held-out windows at gap 2, so validation reads one window of each training clip."""
+    opt = load_yaml(osp.join(REPO_ROOT, 'options', 'train', 'demo', base))
+    opt['name'] = name
+    for phase in ('train', 'val'):
+        opt['datasets'][phase].update(dataroot=osp.join(demo_data, 'train', 'GT'),
+                                      meta_info_file=osp.join(demo_data, 'meta_info_train.txt'))
+    opt['datasets']['val']['window_stride'] = 6
+    for key in ('network_g', 'network_t'):
+        if key in opt:
+            opt[key].update(TINY_WIDTHS)
+    opt['datasets']['train'].update(num_worker_per_gpu=0)
+    opt['train'].update(total_iter=3)
+    opt['train']['scheduler']['milestones'] = [2]
+    opt['val']['val_freq'] = 3
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=3)
+    for dotted, value in overrides.items():
+        set_dotted(opt, dotted.replace('__', '.'), value)
+    return opt
+
+
+@pytest.fixture(scope='session')
+def vfi_teacher(demo_data, tmp_path_factory):
+    """A tiny ST-MFNet trained for 3 iterations on the demo VFI data (experiment vfi_teacher under the root)."""
+    root = tmp_path_factory.mktemp('vfi_teacher')
+    run_training(root, write_options(vfi_options(demo_data, 'train_STMFNet_demo.yml', 'vfi_teacher'), root))
+    return root

@@ -1,4 +1,5 @@
-"""tools/benchmark_multigrid.py: a real (tiny) side-by-side run, the JSON schema, the speedup arithmetic, the plot."""
+"""tools/benchmark_multigrid.py: a real (tiny) side-by-side run, the JSON schema, the speedup arithmetic, the plot;
+tools/benchmark_kd.py: its complexity measurement."""
 import json
 import subprocess
 import sys
@@ -74,3 +75,18 @@ def test_largebatch_scales_batch_iterations_and_lr():
     assert large['train']['hooks'] == [{'type': 'LinearWarmupHook'},
                                        {'type': 'LinearScalingLRHook', 'reference_batch': 2}]  # LR x 4
     assert opt['datasets']['train']['batch_size_per_gpu'] == 2  # the input is not modified
+
+
+def test_benchmark_kd_reports_teacher_and_student_complexity(tmp_path):
+    """The complexity half of tools/benchmark_kd.py on small frames (the training half runs the demo options,
+    which tests/test_knowledge_distillation.py covers)."""
+    import benchmark_kd
+    out = tmp_path / 'kd.json'
+    benchmark_kd.main(['--out', str(out), '--complexity-only', '--resolution', '64', '--repeats', '1'])
+    with open(out) as f:
+        result = json.load(f)
+    teacher, student = result['teacher'], result['student']
+    assert (teacher['params'], student['params']) == (21028700, 1822063)
+    assert teacher['macs'] > student['macs'] > 0 and teacher['ms_per_frame'] > 0 and student['ms_per_frame'] > 0
+    assert result['summary']['params_ratio'] == pytest.approx(1822063 / 21028700, abs=1e-4)
+    assert result['targets_met']['params_ratio'] is True and 'psnr_gap_db' not in result['targets_met']

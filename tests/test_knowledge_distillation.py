@@ -1,8 +1,7 @@
 """KnowledgeDistillationModel through BasicSR's pipeline on the demo videos, for VSR with a multigrid schedule:
 a BasicVSR teacher trained by the same model, then a narrower BasicVSR student distilled from it. Bad teacher
 checkpoints stop the run with one line before any folder is written."""
-import json
-import os
+import math
 import re
 from os import path as osp
 
@@ -12,7 +11,7 @@ import torch
 from basicsr_multigrid import pipeline
 from basicsr_multigrid.models.feature_distillation import FeatureDistillation, attention_map
 from basicsr_multigrid.utils.errors import OptionError
-from tests.conftest import run_training, write_options
+from tests.conftest import metric_records, run_training, vfi_options, write_options
 from tests.test_multigrid_training import tiny_multigrid_options
 
 LAPLACIAN = {'type': 'LaplacianPyramidLoss', 'reduction': 'mean'}
@@ -39,11 +38,6 @@ def vsr_teacher(demo_data, tmp_path_factory):
     opt = kd_options(demo_data, 'vsr_teacher')
     run_training(root, write_options(opt, root))
     return str(root / 'experiments' / 'vsr_teacher' / 'models' / 'net_g_latest.pth')
-
-
-def metric_records(root, name):
-    with open(osp.join(root, 'experiments', name, 'val_metrics.jsonl')) as f:
-        return [json.loads(line) for line in f]
 
 
 def test_vsr_student_distils_from_teacher_on_a_multigrid_schedule(demo_data, vsr_teacher, tmp_path):
@@ -134,3 +128,19 @@ def test_feature_distillation_options_are_checked(options, message):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
     with pytest.raises(OptionError, match=message):
         FeatureDistillation(dict(type='L1Loss', **options), net, net)
+
+
+# ------------------------------------------------------------------------------------------ frame interpolation
+def test_stmfnet_teacher_then_mini_student_by_distillation_on_demo_vfi_data(demo_data, vfi_teacher, tmp_path):
+    teacher_weights = str(vfi_teacher / 'experiments' / 'vfi_teacher' / 'models' / 'net_g_latest.pth')
+    teacher_record = metric_records(vfi_teacher, 'vfi_teacher')[-1]
+    opt = vfi_options(demo_data, 'train_STMFNetMini_KD_demo.yml', 'vfi_kd', path__pretrain_network_t=teacher_weights)
+    log = run_training(tmp_path, write_options(opt, tmp_path)).stdout
+    assert len(re.findall(r'iter:\s*\d+,.*l_gt: \S+ l_distill: \S+', log)) == 3
+    records = metric_records(tmp_path, 'vfi_kd')
+    assert [r['dataset'] for r in records] == ['demo_vfi_val_teacher', 'demo_vfi_val', 'demo_vfi_val']
+    # the teacher, evaluated by the student's run, scores what it scored at the end of its own run
+    assert records[0]['psnr'] == pytest.approx(teacher_record['psnr'], abs=1e-4)
+    assert all(math.isfinite(r['psnr']) and math.isfinite(r['ssim']) for r in records)  # 3 iterations: values low
+    student = torch.load(tmp_path / 'experiments' / 'vfi_kd' / 'models' / 'net_g_latest.pth', weights_only=True)
+    assert not any(k.startswith('flow_estimator.') for k in student['params'])

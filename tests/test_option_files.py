@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
+from basicsr.models.base_model import BaseModel
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from torch import nn
 
@@ -28,6 +29,9 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPTION_FILES = sorted(osp.relpath(p, REPO_ROOT).replace(osp.sep, '/')
                       for p in glob.glob(osp.join(REPO_ROOT, 'options', '**', '*.yml'), recursive=True))
 TRAIN_FILES = [p for p in OPTION_FILES if p.startswith('options/train/')]
+# frame interpolation (4 frames in, 1 out): no multigrid schedule, checked by their own test below
+VFI_FILES = [p for p in TRAIN_FILES if '_STMFNet' in osp.basename(p)]
+VSR_TRAIN_FILES = [p for p in TRAIN_FILES if p not in VFI_FILES]
 TEST_FILES = [p for p in OPTION_FILES if p.startswith('options/test/')]
 MULTIGRID_FILES = [p for p in TRAIN_FILES if '_multigrid_' in osp.basename(p)]
 META_DIR = 'basicsr_multigrid/data/meta_info'
@@ -38,7 +42,8 @@ EXPECTED_FILES = [f'options/train/{model}/train_{model}{variant}_{dataset}.yml'
                   for dataset in ('REDS', 'Vimeo90K') for variant in ('', '_multigrid')] + [
     'options/train/BasicVSR/train_BasicVSR_multigrid_largebatch_REDS.yml',
     'options/test/BasicVSR/test_BasicVSR_REDS4.yml',
-]
+] + [f'options/train/STMFNet/train_{name}_Vimeo90K.yml' for name in ('STMFNet', 'STMFNet_sparse', 'STMFNetMini_KD')] + [
+    f'options/train/demo/train_{name}_demo.yml' for name in ('STMFNet', 'STMFNet_sparse', 'STMFNetMini', 'STMFNetMini_KD')]
 
 TRAIN_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'network_g', 'path', 'train', 'val', 'logger')
 TEST_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'network_g', 'path', 'val')
@@ -113,13 +118,7 @@ def cheapen_same_shape_convs(network):
     return network
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    """These small forwards gain little from threads, and lose a lot to oversubscription on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 _FORWARD_CHECKED = {}  # (network options, lq_size, num_frame) -> file that ran that forward first
@@ -137,7 +136,9 @@ def test_option_file_names_registered_components(rel_path):
     for key in TRAIN_KEYS if is_train else TEST_KEYS:
         assert key in opt, f'{rel_path}: top-level key {key!r} is missing'
     assert opt['model_type'] in MODEL_REGISTRY._obj_map, f'{rel_path}: model_type {opt["model_type"]!r}'
-    assert opt['network_g']['type'] in ARCH_REGISTRY._obj_map, f'{rel_path}: network_g.type'
+    for network in ('network_g', 'network_t'):
+        if network in opt:
+            assert opt[network]['type'] in ARCH_REGISTRY._obj_map, f'{rel_path}: {network}.type'
     for phase, dataset in opt['datasets'].items():
         assert dataset['type'] in DATASET_REGISTRY._obj_map, f'{rel_path}: datasets.{phase}.type {dataset["type"]!r}'
         if dataset['type'] == 'VideoTestDataset':  # BasicSR's class only accepts these names
@@ -156,7 +157,7 @@ def test_option_file_names_registered_components(rel_path):
         assert opt['path'].get('pretrain_network_g'), f'{rel_path}: path.pretrain_network_g is not set'
 
 
-@pytest.mark.parametrize('rel_path', TRAIN_FILES)
+@pytest.mark.parametrize('rel_path', VSR_TRAIN_FILES)
 def test_schedule_fits_network_and_network_runs_at_its_shapes(rel_path):
     opt = load(rel_path)
     schedule = build_schedule(opt)  # the network's shape limits
@@ -179,6 +180,44 @@ def test_schedule_fits_network_and_network_runs_at_its_shapes(rel_path):
         gt = phase.gt_size
         expected = (1, 3, gt, gt) if center_frame_only else (1, phase.num_frame, 3, gt, gt)
         assert tuple(out.shape) == expected, f'{rel_path}: phase {phase.index} output {tuple(out.shape)}'
+
+
+TINY_STMFNET = dict(feature_channels=[32, 32, 32, 32], kernel_channels=4, grid_channels=[4, 4, 4],
+                    tem_channels=[4, 4, 4, 4], tem_fuse_channels=4)
+
+
+@pytest.mark.parametrize('rel_path', VFI_FILES)
+def test_frame_interpolation_networks_take_the_training_crops(rel_path):
+    """Student and teacher (at tiny widths, same flow branch and padding) map 4 crops to 1 frame; the optimizer
+    is one BasicSR can build by name."""
+    opt = load(rel_path)
+    crop = opt['datasets']['train']['gt_size']
+    for key in ('network_g', 'network_t'):
+        if key in opt:
+            network_opt = dict(opt[key], **TINY_STMFNET)
+            network = ARCH_REGISTRY.get(network_opt.pop('type'))(**network_opt).eval()
+            with torch.no_grad():
+                assert network(torch.rand(1, 4, 3, crop, crop)).shape == (1, 3, crop, crop), f'{rel_path}: {key}'
+    optimizer = BaseModel.get_optimizer(None, opt['train']['optim_g']['type'], [nn.Parameter(torch.zeros(1))],
+                                        **{k: v for k, v in opt['train']['optim_g'].items() if k != 'type'})
+    assert optimizer.param_groups[0]['lr'] == opt['train']['optim_g']['lr']
+
+
+def test_stmfnet_files_follow_the_seed_recipe():
+    epoch = 64612 // 2  # Vimeo-90K septuplets at batch 2
+    teacher, student = (load(f'options/train/STMFNet/train_{n}_Vimeo90K.yml') for n in ('STMFNet', 'STMFNetMini_KD'))
+    for opt in (teacher, student):
+        assert opt['train']['optim_g']['type'] == 'Adamax' and opt['train']['optim_g']['lr'] == pytest.approx(1e-3)
+        assert opt['train']['total_iter'] == 70 * epoch
+        assert opt['train']['scheduler']['milestones'] == [20 * epoch, 40 * epoch, 60 * epoch]
+        assert opt['datasets']['train']['batch_size_per_gpu'] == 2 and opt['datasets']['train']['gt_size'] == 256
+    assert teacher['network_g']['type'] == student['network_t']['type'] == 'STMFNet'
+    assert student['network_g']['type'] == 'STMFNetMini'
+    assert (student['train']['pixel_opt']['loss_weight'], student['train']['distill_opt']['loss_weight']) == (0.1, 1.0)
+    assert student['train']['distill_opt']['reduction'] == 'sum'
+    sparse = load('options/train/STMFNet/train_STMFNet_sparse_Vimeo90K.yml')['train']
+    assert sparse['optim_g']['type'] == 'OBProxSG' and sparse['optim_g']['lambda_'] == pytest.approx(1e-4)
+    assert sparse['total_iter'] == 20 * epoch and sparse['optim_g']['prox_iters'] == 2 * epoch
 
 
 def test_basicvsr_multigrid_reds_follows_the_paper():

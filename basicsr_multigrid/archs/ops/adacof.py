@@ -22,6 +22,8 @@ so the gradient w.r.t. the image is the true one (the CuPy backward returns zero
 gradients sum over all channels (the CuPy backward hard-codes 3). Offsets are integer-truncated without
 gradient, exactly like the kernel, so d out / d alpha is the slope of the current [p, p+1] segment.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -43,8 +45,8 @@ def replicate_pad_for_adacof(image, kernel_size=5, dilation=1):
 
 
 def _kernel_size(weight):
-    taps = weight.shape[1]
-    size = int(round(taps ** 0.5))
+    taps = int(weight.shape[1])  # int(): under jit tracing (complexity counters) shapes are tensors
+    size = math.isqrt(taps)
     if size * size != taps:
         raise ValueError(f'weight must have F*F channels (one per kernel tap), got {taps}')
     return size

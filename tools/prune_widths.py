@@ -1,0 +1,176 @@
+"""Read the surviving channel widths off a group-sparsity-trained network and write the student's option file.
+
+    python tools/prune_widths.py -opt options/train/STMFNet/train_STMFNet_sparse_Vimeo90K.yml \
+        --weights experiments/STMFNet_sparse_Vimeo90K/models/net_g_latest.pth \
+        --template options/train/STMFNet/train_STMFNetMini_KD_Vimeo90K.yml \
+        --out options/train/STMFNet/train_STMFNetPruned_KD_Vimeo90K.yml
+
+The sparse run (`optim_g.type: OBProxSG` with `sparsity: channel`) drives whole output channels to exactly
+zero. For every width argument of the arch (`width_groups()` of STMFNet: feature_channels[i], kernel_channels,
+grid_channels[i], tem_channels[i], tem_fuse_channels), a layer keeps the channels whose weights have an L2 norm
+above --threshold (a UMSResNeXt block: its two branches' channels, each alive while its conv3 or shortcut
+projection keeps it), and the new width is the most any layer of that group keeps, rounded up to what the arch
+accepts. The student option file is the --template (a distillation run) with:
+
+- network_g: the template's student arch with the new widths (the flow branch is dropped, as ST-MFNet Mini
+  does, unless --keep-flow);
+- network_t / path.pretrain_network_t: the sparse run's network_g and the dense checkpoint it started from
+  (path.pretrain_network_g), unless --teacher is given.
+"""
+import argparse
+import copy
+import inspect
+import os
+import sys
+from os import path as osp
+
+import yaml
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
+import torch  # noqa: E402
+from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
+from basicsr_multigrid.archs.stmfnet_arch import width_entry_parts  # noqa: E402
+from basicsr_multigrid.models.teacher import read_state_dict  # noqa: E402
+from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
+from basicsr_multigrid.utils.lmdb_builder import write_text_atomic  # noqa: E402
+from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
+
+USAGE_ERROR = 2
+# What the STMFNet constructor accepts: (minimum, multiple). UMSResNeXt branches split a width in two halves
+# and use 32-group convs, so feature widths must be even and >= 32.
+WIDTH_RULES = {'feature_channels': (32, 2)}
+
+
+def network_arguments(network_opt):
+    """The arch class and its full keyword arguments (the option's values over the constructor defaults)."""
+    network_opt = dict(network_opt)
+    arch = network_opt.pop('type')
+    cls = ARCH_REGISTRY.get(arch)
+    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    arguments = dict(defaults, **network_opt)
+    return cls, {k: list(v) if isinstance(v, tuple) else v for k, v in arguments.items()}
+
+
+def channel_alive(weight, out_dim, threshold):
+    other = [d for d in range(weight.dim()) if d != out_dim]
+    return weight.float().pow(2).sum(dim=other).sqrt() > threshold
+
+
+def entry_channels(entry, state, threshold):
+    """(channels, surviving channels) of one width_groups() entry: parts side by side, each part's channels
+    alive while any of its layers keeps them."""
+    total = kept = 0
+    for part in width_entry_parts(entry):
+        alive = torch.stack([channel_alive(state[name], dim, threshold) for name, dim in part]).any(dim=0)
+        total, kept = total + alive.numel(), kept + int(alive.sum())
+    return total, kept
+
+
+def pruned_widths(network, state, threshold):
+    """{width key: (trained width, surviving width)}: the most channels any entry of the group keeps."""
+    widths = {}
+    for key, entries in network.width_groups().items():
+        counts = [entry_channels(entry, state, threshold) for entry in entries]
+        widths[key] = (counts[0][0], max(kept for _, kept in counts))
+    return widths
+
+
+def legal_width(argument, width):
+    minimum, multiple = WIDTH_RULES.get(argument, (1, 1))
+    width = max(width, minimum)
+    return -(-width // multiple) * multiple
+
+
+def set_width(arguments, key, width):
+    """`key` is 'name' or 'name[i]' as width_groups() spells it."""
+    if key.endswith(']'):
+        name, index = key[:-1].split('[')
+        arguments[name][int(index)] = legal_width(name, width)
+    else:
+        arguments[key] = legal_width(key, width)
+
+
+def student_options(template, sparse_opt, student_arguments, student_arch, teacher_path, name):
+    opt = copy.deepcopy(template)
+    opt['name'] = name
+    opt['network_g'] = dict(type=student_arch, **student_arguments)
+    opt['network_t'] = copy.deepcopy(sparse_opt['network_g'])
+    opt.setdefault('path', {})['pretrain_network_t'] = teacher_path
+    return opt
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', required=True, help='option file of the sparse (OBProxSG) training run')
+    parser.add_argument('--weights', required=True, help='its trained checkpoint (net_g_*.pth)')
+    parser.add_argument('--template', required=True, help='distillation option file to derive the student run from')
+    parser.add_argument('--out', required=True, help='student option file to write')
+    parser.add_argument('--name', help='experiment name of the student run (default: the --out file name)')
+    parser.add_argument('--teacher', help='teacher checkpoint (default: path.pretrain_network_g of the sparse run)')
+    parser.add_argument('--threshold', type=float, default=0.0, help='L2 norm at or below which a channel is pruned')
+    parser.add_argument('--keep-flow', action='store_true', help='keep the PWC-Net + softsplat branch')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
+    return parser.parse_args(argv)
+
+
+def run(args):
+    if osp.exists(args.out) and not args.overwrite:
+        raise OptionError(f'--out: {args.out} exists (use --overwrite to replace it)')
+    sparse_opt = read_option_file(args.opt)
+    template = read_option_file(args.template)
+    teacher_path = args.teacher or sparse_opt.get('path', {}).get('pretrain_network_g')
+    if not teacher_path:
+        raise OptionError(f'--teacher: {args.opt} has no path.pretrain_network_g; name the dense teacher checkpoint')
+    cls, arguments = network_arguments(sparse_opt['network_g'])
+    if not hasattr(cls, 'width_groups'):
+        raise OptionError(f"network_g.type: {sparse_opt['network_g']['type']} has no width_groups(); cannot prune it")
+    network = cls(**arguments)
+    state = read_state_dict(args.weights, option_key='--weights')
+    missing = [name for entries in network.width_groups().values() for entry in entries
+               for part in width_entry_parts(entry) for name, _ in part if name not in state]
+    if missing:
+        raise OptionError(f'--weights: {args.weights} does not match {args.opt} (no {missing[0]})')
+    widths = pruned_widths(network, state, args.threshold)
+    student_arch = template['network_g']['type']
+    _, student_arguments = network_arguments(template['network_g'])
+    for key, (_, kept) in widths.items():
+        set_width(student_arguments, key, kept)
+    student_arguments['use_flow'] = bool(args.keep_flow)
+    student = ARCH_REGISTRY.get(student_arch)(**student_arguments)
+    name = args.name or osp.splitext(osp.basename(args.out))[0]
+    opt = student_options(template, sparse_opt, student_arguments, student_arch, teacher_path, name)
+    teacher_params = sum(p.numel() for p in network.parameters())
+    student_params = sum(p.numel() for p in student.parameters())
+    header = (f'# Written by tools/prune_widths.py from {args.weights} ({args.opt}).\n'
+              f'# Student {student_arch}: {student_params:,} parameters, {student_params / teacher_params:.1%} of the '
+              f'sparse-trained network ({teacher_params:,}).\n')
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    write_text_atomic(args.out, header + yaml.safe_dump(opt, sort_keys=False))
+    return widths, student_arguments, teacher_params, student_params
+
+
+def report(widths, student_arguments, teacher_params, student_params, out):
+    print(f'{"width":<22} {"trained":>8} {"surviving":>10}')
+    for key, (old, kept) in widths.items():
+        print(f'{key:<22} {old:>8} {kept:>10}')
+    print('student widths: ' + ', '.join(f'{k}={v}' for k, v in student_arguments.items() if 'channels' in k))
+    print(f'parameters: {teacher_params:,} -> {student_params:,} ({student_params / teacher_params:.1%}); wrote {out}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except OptionError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return USAGE_ERROR
+    report(*result, args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
