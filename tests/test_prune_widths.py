@@ -35,7 +35,7 @@ def test_widths_are_the_most_channels_any_layer_of_a_group_keeps():
 def test_sparse_training_then_prune_widths_writes_a_runnable_student(demo_data, vfi_teacher, tmp_path):
     teacher_weights = str(vfi_teacher / 'experiments' / 'vfi_teacher' / 'models' / 'net_g_latest.pth')
     sparse = vfi_options(demo_data, 'train_STMFNet_sparse_demo.yml', 'sparse', path__pretrain_network_g=teacher_weights,
-                         train__optim_g__lambda_=50.0, train__optim_g__prox_iters=2)
+                         train__optim_g__lr=1e-2, train__optim_g__lambda_=50.0, train__optim_g__prox_iters=2)
     sparse_path = write_options(sparse, tmp_path, 'sparse.yml')
     log = run_training(tmp_path, sparse_path).stdout
     assert 'density: ' in log
