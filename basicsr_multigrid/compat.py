@@ -299,12 +299,16 @@ def fix_b14_only_adam():
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         from basicsr_multigrid.optim import OPTIMIZER_REGISTRY  # imported late: compat runs before registration
         if optim_type in OPTIMIZER_REGISTRY:
-            return OPTIMIZER_REGISTRY.get(optim_type)(params, lr, **kwargs)
-        optimizer_cls = getattr(torch.optim, optim_type, None)
-        if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
-            raise OptionError(f'train.optim_g.type: unknown optimizer {optim_type!r}; use OBProxSG or a torch.optim '
-                              'class name')
-        return optimizer_cls(params, lr, **kwargs)
+            optimizer_cls = OPTIMIZER_REGISTRY.get(optim_type)
+        else:
+            optimizer_cls = getattr(torch.optim, optim_type, None)
+            if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
+                raise OptionError(f'train.optim_g.type: unknown optimizer {optim_type!r}; use OBProxSG or a '
+                                  'torch.optim class name')
+        try:
+            return optimizer_cls(params, lr, **kwargs)
+        except (TypeError, ValueError) as error:  # unknown or out-of-range arguments: one line naming the section
+            raise OptionError(f'train.optim_g ({optim_type}): {error}') from None
 
     _patch('B14_only_adam', BaseModel, 'get_optimizer', get_optimizer)
 

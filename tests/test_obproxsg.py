@@ -6,6 +6,7 @@ from torch import nn
 
 from basicsr.models.base_model import BaseModel
 from basicsr_multigrid.optim.obproxsg import OBProxSG, channel_sparsity_param_groups
+from basicsr_multigrid.utils.errors import OptionError
 
 
 def param_with_grad(values, grad):
@@ -87,3 +88,13 @@ def test_basicsr_models_build_it_by_name():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         OBProxSG([param_with_grad([1.0], [0.0])], lr=1e-3, **kwargs)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'lambda_': -1}, r'train.optim_g \(OBProxSG\): OBProxSG: need lr > 0, lambda_ >= 0'),
+    ({'lamda': 1e-4}, r"train.optim_g \(OBProxSG\): .*unexpected keyword argument 'lamda'"),
+])
+def test_bad_optimizer_options_are_one_line_naming_the_section(kwargs, message):
+    with pytest.raises(OptionError, match=message) as raised:
+        BaseModel.get_optimizer(None, 'OBProxSG', [param_with_grad([1.0], [0.0])], 1e-3, **kwargs)
+    assert '\n' not in str(raised.value)

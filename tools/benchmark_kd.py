@@ -198,17 +198,14 @@ def main(argv=None):
         sys.exit(f'error: no demo data in {args.data}; build it with: python tools/make_demo_data.py --out {args.data}')
     torch.set_num_threads(os.cpu_count() or 1)
     result = complexity(options, args.resolution, args.repeats)
-    result['student_no_kd'] = {}
     if not args.complexity_only:
         work_dir = osp.abspath(args.work_dir)
         os.makedirs(work_dir, exist_ok=True)
         for label, metrics in train_all(options, osp.abspath(args.data), args.iters, work_dir,
                                         args.reuse_runs).items():
-            result[label].update(metrics)
+            result.setdefault(label, {}).update(metrics)
         val_opt = demo_run_options(options['teacher'], 'frame_average', osp.abspath(args.data), 1)['datasets']['val']
         result['frame_average'] = frame_average_metrics(val_opt)
-    if not result['student_no_kd']:
-        del result['student_no_kd']
     ratios, met = summary(result)
     result.update(summary=ratios, targets=TARGETS, targets_met=met, machine=machine_name(),
                   date=time.strftime('%Y-%m-%d'), settings={'resolution': args.resolution, 'repeats': args.repeats,

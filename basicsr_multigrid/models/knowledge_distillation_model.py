@@ -45,6 +45,7 @@ class KnowledgeDistillationModel(MultigridTrainingMixin, VideoRecurrentModel):
         self._teacher_validated = set()
         self._validating_teacher = False
         self._frame_mode = False
+        self._frame_mode_of = {}  # validation set name -> whether its items have one target frame
         super().__init__(opt)
 
     # ------------------------------------------------------------------ training set-up
@@ -131,8 +132,10 @@ class KnowledgeDistillationModel(MultigridTrainingMixin, VideoRecurrentModel):
     # ------------------------------------------------------------------ validation
     def validation(self, dataloader, current_iter, tb_logger, save_img=False):
         dataset = dataloader.dataset
-        self._frame_mode = _one_target_frame_per_item(dataset)
         name = dataset.opt['name']
+        if name not in self._frame_mode_of:  # decided once per set: it reads (decodes) a whole item
+            self._frame_mode_of[name] = _one_target_frame_per_item(dataset)
+        self._frame_mode = self._frame_mode_of[name]
         if self.net_t is not None and name not in self._teacher_validated:
             self._teacher_validated.add(name)
             dataset.opt['name'] = f'{name}_teacher'
