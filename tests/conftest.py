@@ -1,7 +1,7 @@
-"""Shared fixtures: a small demo dataset built once per session, option files derived from the shipped demo
-options, and a helper that runs BasicSR training in a subprocess exactly as users do."""
+"""Shared fixtures and helpers: a small demo dataset built once per session, option files derived from the shipped
+demo options, training in a subprocess exactly as users run it, and what a run recorded (read back with the
+package's own reader)."""
 import copy
-import json
 import hashlib
 import os
 import subprocess
@@ -12,18 +12,26 @@ import pytest
 import yaml
 
 import basicsr_multigrid  # noqa: F401  (before any basicsr import: compat fixes + registration)
+from basicsr_multigrid.training.cli import TRAIN_CODE
+from basicsr_multigrid.training.recorder import read_run
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_OPTIONS = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_BasicVSR_demo.yml')
+MULTIGRID_DEMO = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_BasicVSR_multigrid_demo.yml')
+
+
+def build_demo_data(tmp_path_factory, folder, **sizes):
+    """Demo clips made by the same code as `make demo`, in a new temporary folder; returns their root."""
+    from basicsr_multigrid.data.demo_data import make_demo_dataset
+    root = str(tmp_path_factory.mktemp(folder) / 'data')
+    make_demo_dataset(root, **sizes)
+    return root
 
 
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory):
-    """Real-texture demo clips (128x128 GT, 32x32 LQ), built by the same code as `make demo`."""
-    from basicsr_multigrid.utils.demo_data import make_demo_dataset
-    root = str(tmp_path_factory.mktemp('demo') / 'data')
-    make_demo_dataset(root, size=128, train_frames=12, val_frames=6, seed=0)
-    return root
+    """Real-texture demo clips (128x128 GT, 32x32 LQ)."""
+    return build_demo_data(tmp_path_factory, 'demo', size=128, train_frames=12, val_frames=6, seed=0)
 
 
 @pytest.fixture(scope='module')
@@ -71,13 +79,11 @@ def write_options(opt, folder, filename='options.yml'):
 
 
 def run_training(root_path, options_path, *extra_args, cwd=None, check=True, timeout=600):
-    """Run basicsr's train pipeline through this package in a fresh process, experiments under root_path.
+    """Run the training runner in a fresh process as train.py does, experiments under root_path.
 
     The result's stdout holds stdout and stderr (where BasicSR's logger writes) interleaved."""
-    code = ('import sys, basicsr_multigrid.pipeline as p; '
-            'p.train_pipeline(sys.argv[1], argv=["train.py"] + sys.argv[2:])')
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    result = subprocess.run([sys.executable, '-c', code, str(root_path), '-opt', options_path, *extra_args],
+    result = subprocess.run([sys.executable, '-c', TRAIN_CODE, str(root_path), '-opt', options_path, *extra_args],
                             cwd=cwd or REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=timeout)
     if check and result.returncode != 0:
@@ -96,9 +102,43 @@ def tree_digest(folder):
     return digest.hexdigest()
 
 
+def recorded(root, name):
+    """What the run `name` under `root` recorded (train log, validations, phase timing)."""
+    return read_run(osp.join(str(root), 'experiments', name))
+
+
 def metric_records(root, name):
-    with open(osp.join(root, 'experiments', name, 'val_metrics.jsonl')) as f:
-        return [json.loads(line) for line in f]
+    return recorded(root, name).validations
+
+
+def steps(iteration_records):
+    """{iter: (lr, phase, stage, lq_size, num_frame, batch)} from train_log records: the LR set and the shape of
+    the batch the network received at each logged iteration (a later record of an iteration wins)."""
+    return {r['iter']: (r['lr'], r['phase'], r['stage'], r['lq_size'], r['num_frame'], r['batch'])
+            for r in iteration_records}
+
+
+def tiny_multigrid_options(demo_data, name, **overrides):
+    settings = dict(name=name, network_g__num_feat=8, network_g__num_block=1, datasets__train__num_frame=6,
+                    datasets__train__gt_size=64, datasets__train__batch_size_per_gpu=2,
+                    datasets__train__num_worker_per_gpu=2, train__total_iter=12, train__scheduler__periods=[12],
+                    train__multigrid__spatial_sizes=[8, 16], train__hooks=[{'type': 'LinearWarmupHook',
+                                                                             'warmup_iter': 4}],
+                    # the paper's phase structure (T/2, 3T/4, T in equal stages), not the demo's tuned one
+                    train__multigrid__temporal_fractions=[0.5, 0.75, 1.0], train__multigrid__stage_split='equal',
+                    train__multigrid__stage_lr_factors=[1, 1],
+                    val__val_freq=100, logger__print_freq=1, logger__save_checkpoint_freq=6)
+    settings.update(overrides)
+    return demo_options(demo_data, base=MULTIGRID_DEMO, **settings)
+
+
+def train_dataset_options(root, **overrides):
+    """Options of a MultigridPairedVideoDataset on the demo data's train split."""
+    opt = dict(name='demo_train', phase='train', scale=4, dataroot_gt=osp.join(root, 'train', 'GT'),
+               dataroot_lq=osp.join(root, 'train', 'LQ'), meta_info_file=osp.join(root, 'meta_info_train.txt'),
+               io_backend={'type': 'disk'}, num_frame=5, gt_size=64, use_hflip=True, use_rot=True)
+    opt.update(overrides)
+    return opt
 
 
 TINY_WIDTHS = dict(feature_channels=[32, 32, 32, 32], kernel_channels=4, grid_channels=[4, 4, 4],

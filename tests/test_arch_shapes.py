@@ -4,8 +4,9 @@ import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from basicsr_multigrid.archs.shape_limits import check_network_shapes
-from basicsr_multigrid.multigrid.schedule import MultigridSchedule
+from basicsr_multigrid.archs.shape_limits import ShapeLimits
+from basicsr_multigrid.multigrid.dataloader import check_network_shapes
+from basicsr_multigrid.multigrid.schedule import MultigridSchedule, ScheduleError
 
 TINY_NETWORKS = {
     'BasicVSR': dict(num_feat=8, num_block=1),
@@ -40,7 +41,6 @@ def test_network_trains_at_lr32_and_the_shortest_clip(arch):
 
 
 def test_shape_limits_reject_what_a_network_cannot_train_on():
-    from basicsr_multigrid.multigrid.schedule import ScheduleError
     with pytest.raises(ScheduleError, match=r'^train.multigrid.temporal_fractions: .*IconVSR'):
         check_network_shapes(paper_schedule(8), {'type': 'IconVSR'})  # 4 frames < 5
     with pytest.raises(ScheduleError, match=r'^train.multigrid.temporal_fractions: EDVR is built for 5-frame'):
@@ -50,3 +50,19 @@ def test_shape_limits_reject_what_a_network_cannot_train_on():
     with pytest.raises(ScheduleError, match=r'^train.multigrid.spatial_sizes: .*EDVR'):
         check_network_shapes(MultigridSchedule.from_dict(odd_sizes), {'type': 'EDVR'})  # PCD needs multiples of 4
 
+
+def test_an_arch_declares_its_own_shape_limits():
+    """Any registered arch (a user's too) can declare limits with a `shape_limits` classmethod."""
+    class LongClipNet(torch.nn.Module):
+
+        @classmethod
+        def shape_limits(cls, network_opt):
+            return ShapeLimits(min_num_frame=network_opt['min_frames'])
+
+    ARCH_REGISTRY._obj_map['LongClipNet'] = LongClipNet
+    try:
+        check_network_shapes(paper_schedule(15), {'type': 'LongClipNet', 'min_frames': 7})
+        with pytest.raises(ScheduleError, match=r'below the model minimum 8 \(LongClipNet\)'):
+            check_network_shapes(paper_schedule(15), {'type': 'LongClipNet', 'min_frames': 8})
+    finally:
+        del ARCH_REGISTRY._obj_map['LongClipNet']

@@ -23,6 +23,7 @@ def tiny(demo_data, base, **overrides):
     return demo_options(demo_data, base=osp.join(REPO_ROOT, 'options', 'train', 'demo', base), **settings)
 
 
+@pytest.mark.slow
 def test_side_by_side_run_writes_results_and_plot(demo_data, tmp_path):
     baseline = write_options(tiny(demo_data, 'train_BasicVSR_demo.yml'), tmp_path, 'baseline.yml')
     multigrid = write_options(tiny(demo_data, 'train_BasicVSR_multigrid_demo.yml',
@@ -77,6 +78,7 @@ def test_largebatch_scales_batch_iterations_and_lr():
     assert opt['datasets']['train']['batch_size_per_gpu'] == 2  # the input is not modified
 
 
+@pytest.mark.slow
 def test_benchmark_kd_reports_teacher_and_student_complexity(tmp_path):
     """The complexity half of tools/benchmark_kd.py on small frames (the training half runs the demo options,
     which tests/test_knowledge_distillation.py covers)."""

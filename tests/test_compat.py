@@ -1,7 +1,10 @@
-"""Each basicsr 1.4.2 fix works, and the breakage it names comes back without it."""
+"""Each basicsr 1.4.2 fix works, and the breakage it names comes back without it (docs/compat.md lists them all).
+The fixes that are not patches of basicsr (B4, B7: the runner's own resume loader and prefetcher choice) are
+tested against basicsr's originals."""
 import subprocess
 import sys
 import textwrap
+from os import path as osp
 
 import lmdb
 import pytest
@@ -9,7 +12,10 @@ import torch
 
 import basicsr_multigrid  # noqa: F401  (applies the fixes)
 from basicsr_multigrid import compat
-from tests.conftest import demo_options, write_options
+from basicsr_multigrid.data.lmdb_env import shared_lmdb_env
+from basicsr_multigrid.training.resume import load_resume_state
+from basicsr_multigrid.training.runner import make_prefetcher
+from tests.conftest import REPO_ROOT, demo_options, write_options
 
 
 def run_python(code):
@@ -90,14 +96,13 @@ def saved_state(tmp_path):
 def test_b4_cpu_auto_resume_from_another_cwd(saved_state, tmp_path, monkeypatch):
     import basicsr.train
     monkeypatch.chdir(tmp_path.parent)  # auto-resume must not depend on the cwd
-    state = basicsr.train.load_resume_state(dict(saved_state, path={'resume_state': None}))
+    state = load_resume_state(dict(saved_state, path={'resume_state': None}))
     assert state['iter'] == 10
-    with compat.unpatched('B4_cpu_resume'):
-        assert basicsr.train.load_resume_state(dict(saved_state, path={'resume_state': None})) is None  # cwd-relative
-        monkeypatch.chdir(tmp_path)
-        if not torch.cuda.is_available():
-            with pytest.raises((RuntimeError, AssertionError)):
-                basicsr.train.load_resume_state(dict(saved_state, path={'resume_state': None}))
+    assert basicsr.train.load_resume_state(dict(saved_state, path={'resume_state': None})) is None  # cwd-relative
+    monkeypatch.chdir(tmp_path)
+    if not torch.cuda.is_available():
+        with pytest.raises((RuntimeError, AssertionError)):
+            basicsr.train.load_resume_state(dict(saved_state, path={'resume_state': None}))
 
 
 def _video_model_and_val_loader(demo_data):
@@ -127,16 +132,15 @@ def test_b6_b6b_video_validation_on_cpu(demo_data, fix, error):
 
 
 def test_b7_cuda_prefetch_mode_falls_back_to_cpu():
-    import basicsr.train
-    from basicsr.data.prefetch_dataloader import CPUPrefetcher
+    from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
     loader = torch.utils.data.DataLoader(list(range(4)), batch_size=2)
-    prefetcher = basicsr.train.CUDAPrefetcher(loader, {'num_gpu': 0})
+    prefetcher = make_prefetcher(loader, {'num_gpu': 0, 'datasets': {'train': {'prefetch_mode': 'cuda'}}})
     assert isinstance(prefetcher, CPUPrefetcher)
     prefetcher.reset()
     assert prefetcher.next().tolist() == [0, 1]
     if not torch.cuda.is_available():
-        with compat.unpatched('B7_cuda_prefetcher_on_cpu'), pytest.raises((RuntimeError, AssertionError)):
-            basicsr.train.CUDAPrefetcher(loader, {'num_gpu': 0, 'device': 'cuda'})
+        with pytest.raises((RuntimeError, AssertionError)):
+            CUDAPrefetcher(loader, {'num_gpu': 0, 'device': 'cuda'})
 
 
 def test_b9_basicvsrpp_keeps_deformable_alignment_on_cpu():
@@ -167,7 +171,7 @@ def test_b11_two_lmdb_readers_on_one_database(tmp_path):
 
 
 def _read_in_forked_worker(db, queue):
-    queue.put(bytes(compat.shared_lmdb_env(db).begin().get(b'a/00000000')))
+    queue.put(bytes(shared_lmdb_env(db).begin().get(b'a/00000000')))
 
 
 def test_b11_forked_dataloader_worker_reads_a_database_its_parent_opened(tmp_path):
@@ -176,14 +180,14 @@ def test_b11_forked_dataloader_worker_reads_a_database_its_parent_opened(tmp_pat
     db = str(tmp_path / 'x.lmdb')
     with lmdb.open(db, map_size=1 << 20) as env, env.begin(write=True) as txn:
         txn.put(b'a/00000000', b'payload')
-    assert compat.shared_lmdb_env(db).begin().get(b'a/00000000') == b'payload'
+    assert shared_lmdb_env(db).begin().get(b'a/00000000') == b'payload'
     context = multiprocessing.get_context('fork')
     queue = context.Queue()
     worker = context.Process(target=_read_in_forked_worker, args=(db, queue))
     worker.start()
     worker.join(60)
     assert worker.exitcode == 0 and queue.get(timeout=5) == b'payload'
-    assert compat.shared_lmdb_env(db).begin().get(b'a/00000000') == b'payload'  # the parent's env is untouched
+    assert shared_lmdb_env(db).begin().get(b'a/00000000') == b'payload'  # the parent's env is untouched
 
 
 def test_b14_any_torch_optimizer():
@@ -240,9 +244,14 @@ def test_b18_basicvsrpp_trains_below_64px_and_is_unchanged_elsewhere():
                 net(small)
 
 
-def test_every_fix_is_tested():
-    tested = {'B18_basicvsrpp_below_64px', 'B4_cpu_resume', 'B6_video_validation_on_cpu', 'B6b_feed_data_copy', 'B7_cuda_prefetcher_on_cpu',
-              'B8_distributed_on_cpu', 'B9_basicvsrpp_alignment_on_cpu', 'B11_lmdb_second_open', 'B14_only_adam',
-              'B17_spynet_below_33px'}  # B8: tests/test_distributed.py
+def test_every_patch_is_tested_and_in_the_compat_table():
+    """compat's repairs, plus the two extensions that live with their owners (B14: optim, B17/B18: archs)."""
+    tested = {'B6_video_validation_on_cpu', 'B6b_feed_data_copy', 'B8_distributed_on_cpu',  # B8: test_distributed.py
+              'B9_basicvsrpp_alignment_on_cpu', 'B11_lmdb_second_open', 'B14_only_adam', 'B17_spynet_below_33px',
+              'B18_basicvsrpp_below_64px'}
     assert set(compat.ORIGINALS) == tested
+    with open(osp.join(REPO_ROOT, 'docs', 'compat.md')) as f:
+        table = f.read()
+    numbers = {name.split('_')[0] for name in tested} | {f'B{i}' for i in range(1, 19)}
+    assert all(f'| {number} |' in table for number in numbers), sorted(n for n in numbers if f'| {n} |' not in table)
 

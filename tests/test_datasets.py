@@ -14,16 +14,9 @@ from basicsr_multigrid.data.multigrid_paired_video_dataset import MultigridPaire
 from basicsr_multigrid.data.paired_video_test_dataset import PairedVideoTestDataset
 from basicsr_multigrid.data.video_frames import VideoDataError, read_video_meta_info
 from basicsr_multigrid.multigrid.sampler import ShapedIndex
-from basicsr_multigrid.utils.demo_data import imresize_bicubic
-from basicsr_multigrid.utils.lmdb_builder import build_lmdb
-
-
-def train_opt(root, **overrides):
-    opt = dict(name='demo_train', phase='train', scale=4, dataroot_gt=osp.join(root, 'train', 'GT'),
-               dataroot_lq=osp.join(root, 'train', 'LQ'), meta_info_file=osp.join(root, 'meta_info_train.txt'),
-               io_backend={'type': 'disk'}, num_frame=5, gt_size=64, use_hflip=True, use_rot=True)
-    opt.update(overrides)
-    return opt
+from basicsr_multigrid.data.demo_data import imresize_bicubic
+from basicsr_multigrid.data.lmdb_builder import build_lmdb
+from tests.conftest import train_dataset_options
 
 
 def val_opt(root, **overrides):
@@ -39,7 +32,7 @@ def folder_to_lmdb(folder, lmdb_path):
 
 
 def test_item_shapes_at_default_and_scheduled_shapes(demo_data):
-    dataset = MultigridPairedVideoDataset(train_opt(demo_data))
+    dataset = MultigridPairedVideoDataset(train_dataset_options(demo_data))
     clips = read_video_meta_info(osp.join(demo_data, 'meta_info_train.txt'))
     assert len(dataset) == sum(c.num_frames for c in clips)  # every start frame is an item
     random.seed(0)
@@ -53,7 +46,7 @@ def test_item_shapes_at_default_and_scheduled_shapes(demo_data):
 
 def test_crop_and_augmentation_keep_lq_and_gt_aligned(demo_data):
     """The LQ crop must be the x4 bicubic downscale of the GT crop, whatever crop/flip/rotation was drawn."""
-    dataset = MultigridPairedVideoDataset(train_opt(demo_data, num_frame=2, gt_size=32))
+    dataset = MultigridPairedVideoDataset(train_dataset_options(demo_data, num_frame=2, gt_size=32))
     random.seed(1)
     for index in range(0, len(dataset), 7):
         item = dataset[index]
@@ -65,7 +58,7 @@ def test_crop_and_augmentation_keep_lq_and_gt_aligned(demo_data):
 
 
 def test_temporal_sampling_respects_clip_length_and_intervals(demo_data):
-    dataset = MultigridPairedVideoDataset(train_opt(demo_data, interval_list=[1, 2], random_reverse=True))
+    dataset = MultigridPairedVideoDataset(train_dataset_options(demo_data, interval_list=[1, 2], random_reverse=True))
     random.seed(0)
     seen_intervals, reversed_seen = set(), False
     for start in range(12):
@@ -84,10 +77,10 @@ def test_lmdb_round_trip_gives_identical_tensors(demo_data, tmp_path):
     gt_db, lq_db = str(tmp_path / 'train_GT.lmdb'), str(tmp_path / 'train_LQ.lmdb')
     folder_to_lmdb(osp.join(demo_data, 'train', 'GT'), gt_db)
     folder_to_lmdb(osp.join(demo_data, 'train', 'LQ'), lq_db)
-    from_disk = MultigridPairedVideoDataset(train_opt(demo_data))
-    from_lmdb = MultigridPairedVideoDataset(train_opt(demo_data, dataroot_gt=gt_db, dataroot_lq=lq_db,
+    from_disk = MultigridPairedVideoDataset(train_dataset_options(demo_data))
+    from_lmdb = MultigridPairedVideoDataset(train_dataset_options(demo_data, dataroot_gt=gt_db, dataroot_lq=lq_db,
                                                       io_backend={'type': 'lmdb'}))
-    second_lmdb_reader = MultigridPairedVideoDataset(train_opt(demo_data, dataroot_gt=gt_db, dataroot_lq=lq_db,
+    second_lmdb_reader = MultigridPairedVideoDataset(train_dataset_options(demo_data, dataroot_gt=gt_db, dataroot_lq=lq_db,
                                                                io_backend={'type': 'lmdb'}))  # same env, B11
     for index in (0, 17, len(from_disk) - 1):
         a, b, c = (dataset[ShapedIndex(index, 3, 32, seed=index)] for dataset in (from_disk, from_lmdb,
@@ -97,7 +90,7 @@ def test_lmdb_round_trip_gives_identical_tensors(demo_data, tmp_path):
 
 
 def test_dataset_survives_pickling_for_worker_processes(demo_data):
-    dataset = pickle.loads(pickle.dumps(MultigridPairedVideoDataset(train_opt(demo_data))))
+    dataset = pickle.loads(pickle.dumps(MultigridPairedVideoDataset(train_dataset_options(demo_data))))
     assert dataset[ShapedIndex(0, 2, 32, seed=0)]['gt'].shape == (2, 3, 32, 32)
 
 
@@ -132,15 +125,15 @@ def error_of(factory):
 def test_bad_inputs_give_one_line_errors_naming_key_or_file(broken_copy):
     root = broken_copy
     missing_root = osp.join(root, 'nope')
-    assert error_of(lambda: MultigridPairedVideoDataset(train_opt(root, dataroot_gt=missing_root))) == \
+    assert error_of(lambda: MultigridPairedVideoDataset(train_dataset_options(root, dataroot_gt=missing_root))) == \
         f'datasets.train.dataroot_gt: folder not found: {missing_root}'
-    message = error_of(lambda: MultigridPairedVideoDataset(train_opt(root, gt_size=66)))
+    message = error_of(lambda: MultigridPairedVideoDataset(train_dataset_options(root, gt_size=66)))
     assert message.startswith('datasets.train.gt_size: 66 is not divisible by scale 4')
-    message = error_of(lambda: MultigridPairedVideoDataset(train_opt(root, gt_size=256)))
+    message = error_of(lambda: MultigridPairedVideoDataset(train_dataset_options(root, gt_size=256)))
     assert message.startswith('datasets.train.gt_size: crop 256 is larger than the smallest GT frame 128x128')
-    message = error_of(lambda: MultigridPairedVideoDataset(train_opt(root, num_frame=50)))
+    message = error_of(lambda: MultigridPairedVideoDataset(train_dataset_options(root, num_frame=50)))
     assert message.startswith('datasets.train.num_frame: 50 frames do not fit the shortest clip')
-    message = error_of(lambda: MultigridPairedVideoDataset(train_opt(root, meta_info_file=osp.join(root, 'x.txt'))))
+    message = error_of(lambda: MultigridPairedVideoDataset(train_dataset_options(root, meta_info_file=osp.join(root, 'x.txt'))))
     assert message.startswith('meta_info_file: file not found')
 
     meta = osp.join(root, 'meta_info_train.txt')
@@ -148,14 +141,14 @@ def test_bad_inputs_give_one_line_errors_naming_key_or_file(broken_copy):
     with open(meta, 'a') as f:
         f.write(f'{clips[0].name} {clips[0].num_frames + 1} (128,128,3)\n')
     missing_frame = osp.join(root, 'train', 'GT', clips[0].name, f'{clips[0].num_frames:08d}.png')
-    assert error_of(lambda: MultigridPairedVideoDataset(train_opt(root))).startswith(f'missing frame {missing_frame}')
+    assert error_of(lambda: MultigridPairedVideoDataset(train_dataset_options(root))).startswith(f'missing frame {missing_frame}')
     with open(meta, 'a') as f:
         f.write('garbage line\n')
-    assert 'expected "clip frame_count (h,w,c)"' in error_of(lambda: MultigridPairedVideoDataset(train_opt(root)))
+    assert 'expected "clip frame_count (h,w,c)"' in error_of(lambda: MultigridPairedVideoDataset(train_dataset_options(root)))
 
 
 def test_unreadable_frame_is_named_when_read(broken_copy):
-    dataset = MultigridPairedVideoDataset(train_opt(broken_copy, num_frame=12))
+    dataset = MultigridPairedVideoDataset(train_dataset_options(broken_copy, num_frame=12))
     clip = dataset.clips[0].name
     corrupt = osp.join(broken_copy, 'train', 'LQ', clip, '00000003.png')
     with open(corrupt, 'wb') as f:

@@ -11,7 +11,7 @@ import pytest
 from basicsr.metrics import calculate_psnr
 
 from basicsr_multigrid.data.video_frames import read_video_meta_info
-from basicsr_multigrid.utils import demo_data as dd
+from basicsr_multigrid.data import demo_data as dd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(REPO, 'tools', 'make_demo_data.py')

@@ -1,25 +1,25 @@
-"""KnowledgeDistillationModel through BasicSR's pipeline on the demo videos, for VSR with a multigrid schedule:
-a BasicVSR teacher trained by the same model, then a narrower BasicVSR student distilled from it. Bad teacher
-checkpoints stop the run with one line before any folder is written."""
+"""Distillation models through the runner on the demo videos: for VSR with a multigrid schedule, a BasicVSR
+teacher trained by the same model, then a narrower BasicVSR student distilled from it; for frame interpolation,
+ST-MFNet -> ST-MFNet Mini. Bad teacher checkpoints stop the run with one line before any folder is written."""
 import math
-import re
+import os
 from os import path as osp
 
 import pytest
 import torch
 
-from basicsr_multigrid import pipeline
 from basicsr_multigrid.models.feature_distillation import FeatureDistillation, attention_map
 from basicsr_multigrid.utils.errors import OptionError
-from tests.conftest import metric_records, run_training, vfi_options, write_options
-from tests.test_multigrid_training import tiny_multigrid_options
+from basicsr_multigrid.training.cli import run_cli as cli
+from basicsr_multigrid.training.runner import train_pipeline
+from tests.conftest import metric_records, recorded, run_training, tiny_multigrid_options, vfi_options, write_options
 
 LAPLACIAN = {'type': 'LaplacianPyramidLoss', 'reduction': 'mean'}
 
 
 def kd_options(demo_data, name, teacher_path=None, **overrides):
     """Tiny BasicVSR runs: with `teacher_path`, a 4-channel student distils from the 8-channel teacher."""
-    settings = dict(model_type='KnowledgeDistillationModel', datasets__train__gt_size=64,
+    settings = dict(model_type='DistilledVideoRecurrentModel', datasets__train__gt_size=64,
                     train__multigrid__spatial_sizes=[8, 16], train__total_iter=6, train__scheduler__periods=[6],
                     val__val_freq=6, logger__save_checkpoint_freq=6,
                     train__pixel_opt=dict(LAPLACIAN, loss_weight=0.1 if teacher_path else 1.0))
@@ -33,21 +33,22 @@ def kd_options(demo_data, name, teacher_path=None, **overrides):
 
 @pytest.fixture(scope='module')
 def vsr_teacher(demo_data, tmp_path_factory):
-    """A BasicVSR teacher trained for a few iterations by KnowledgeDistillationModel without network_t."""
+    """A BasicVSR teacher trained for a few iterations by DistilledVideoRecurrentModel without network_t."""
     root = tmp_path_factory.mktemp('teacher')
     opt = kd_options(demo_data, 'vsr_teacher')
     run_training(root, write_options(opt, root))
     return str(root / 'experiments' / 'vsr_teacher' / 'models' / 'net_g_latest.pth')
 
 
+@pytest.mark.slow
 def test_vsr_student_distils_from_teacher_on_a_multigrid_schedule(demo_data, vsr_teacher, tmp_path):
     teacher_before = torch.load(vsr_teacher, weights_only=True)['params']
     opt = kd_options(demo_data, 'vsr_kd', vsr_teacher, val__val_freq=3)
-    log = run_training(tmp_path, write_options(opt, tmp_path)).stdout
-    losses = re.findall(r'iter:\s*(\d+),.*l_gt: (\S+) l_distill: (\S+).* phase: (\d+)', log)
-    assert [int(i) for i, *_ in losses] == list(range(1, 7))
-    assert all(float(gt) > 0 and float(distill) > 0 for _, gt, distill, _ in losses)
-    assert {int(phase) for *_, phase in losses} == set(range(6))  # every multigrid phase was trained
+    run_training(tmp_path, write_options(opt, tmp_path))
+    logged = recorded(tmp_path, 'vsr_kd').iterations
+    assert [r['iter'] for r in logged] == list(range(1, 7))
+    assert all(r['l_gt'] > 0 and r['l_distill'] > 0 for r in logged)
+    assert {r['phase'] for r in logged} == set(range(6))  # every multigrid phase was trained
     records = metric_records(tmp_path, 'vsr_kd')
     # the teacher is validated once, the student at every validation
     # (BasicSR validates once more after the last iteration)
@@ -63,7 +64,7 @@ def test_vsr_student_distils_from_teacher_on_a_multigrid_schedule(demo_data, vsr
 def run_cli(root, opt_path, capsys):
     """The entry point's behaviour on bad input: exit status 2 and one line on stderr."""
     with pytest.raises(SystemExit) as stopped:
-        pipeline.run_cli(lambda r: pipeline.train_pipeline(r, ['train.py', '-opt', opt_path]), str(root))
+        cli(lambda r: train_pipeline(r, ['train.py', '-opt', opt_path]), str(root))
     assert stopped.value.code == 2
     return capsys.readouterr().err.strip().splitlines()[-1]
 
@@ -82,6 +83,7 @@ BAD_TEACHERS = [  # (how the teacher set-up is broken, expected text in the one-
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('broken, expected', BAD_TEACHERS, ids=[b for b, _ in BAD_TEACHERS])
 def test_bad_teacher_set_up_stops_with_one_line_before_any_folder(demo_data, vsr_teacher, tmp_path, capsys, broken,
                                                                  expected):
@@ -131,12 +133,13 @@ def test_feature_distillation_options_are_checked(options, message):
 
 
 # ------------------------------------------------------------------------------------------ frame interpolation
+@pytest.mark.slow
 def test_stmfnet_teacher_then_mini_student_by_distillation_on_demo_vfi_data(demo_data, vfi_teacher, tmp_path):
     teacher_weights = str(vfi_teacher / 'experiments' / 'vfi_teacher' / 'models' / 'net_g_latest.pth')
     teacher_record = metric_records(vfi_teacher, 'vfi_teacher')[-1]
     opt = vfi_options(demo_data, 'train_STMFNetMini_KD_demo.yml', 'vfi_kd', path__pretrain_network_t=teacher_weights)
-    log = run_training(tmp_path, write_options(opt, tmp_path)).stdout
-    assert len(re.findall(r'iter:\s*\d+,.*l_gt: \S+ l_distill: \S+', log)) == 3
+    run_training(tmp_path, write_options(opt, tmp_path))
+    assert [r['iter'] for r in recorded(tmp_path, 'vfi_kd').iterations if 'l_gt' in r and 'l_distill' in r] == [1, 2, 3]
     records = metric_records(tmp_path, 'vfi_kd')
     assert [r['dataset'] for r in records] == ['demo_vfi_val_teacher', 'demo_vfi_val', 'demo_vfi_val']
     # the teacher, evaluated by the student's run, scores what it scored at the end of its own run
@@ -144,3 +147,14 @@ def test_stmfnet_teacher_then_mini_student_by_distillation_on_demo_vfi_data(demo
     assert all(math.isfinite(r['psnr']) and math.isfinite(r['ssim']) for r in records)  # 3 iterations: values low
     student = torch.load(tmp_path / 'experiments' / 'vfi_kd' / 'models' / 'net_g_latest.pth', weights_only=True)
     assert not any(k.startswith('flow_estimator.') for k in student['params'])
+
+
+@pytest.mark.slow
+def test_distillation_run_resumes_with_its_teacher(demo_data, vsr_teacher, tmp_path):
+    """basicsr's check_resume would point path.pretrain_network_t at a net_t_<iter>.pth nobody saves."""
+    opt_path = write_options(kd_options(demo_data, 'kd_resume', vsr_teacher, logger__save_checkpoint_freq=3), tmp_path)
+    run_training(tmp_path, opt_path)
+    os.remove(tmp_path / 'experiments' / 'kd_resume' / 'training_states' / '6.state')
+    assert 'Resuming training from epoch: 0, iter: 3.' in run_training(tmp_path, opt_path, '--auto_resume').stdout
+    logged = recorded(tmp_path, 'kd_resume').iterations  # the interrupted run's records of 4-6 were replaced
+    assert [r['iter'] for r in logged] == list(range(1, 7)) and all(r['l_distill'] > 0 for r in logged)

@@ -1,5 +1,4 @@
 """tools/create_lmdb.py, verify_lmdb.py and prepare_reds.py on small REDS-, Vimeo- and folder-style trees."""
-import json
 import importlib.util
 import os
 import subprocess
@@ -14,9 +13,9 @@ import pytest
 from basicsr_multigrid.data.multigrid_paired_video_dataset import MultigridPairedVideoDataset
 from basicsr_multigrid.data.video_frames import ClipFrameReader, VideoDataError, read_video_meta_info
 from basicsr_multigrid.multigrid.sampler import ShapedIndex
-from basicsr_multigrid.utils import lmdb_builder
-from basicsr_multigrid.utils.lmdb_builder import ClipSource, build_lmdb
-from tests.conftest import REPO_ROOT, demo_options, load_yaml, run_training, tree_digest, write_options
+from basicsr_multigrid.data import lmdb_builder
+from basicsr_multigrid.data.lmdb_builder import ClipSource, build_lmdb
+from tests.conftest import REPO_ROOT, demo_options, load_yaml, recorded, run_training, tree_digest, write_options
 
 
 def load_tool(name):
@@ -263,6 +262,7 @@ def test_create_lmdb_cli_exits_nonzero_with_one_line(tmp_path):
         f'create_lmdb: error: Vimeo-90K GT: folder not found: {tmp_path}/vimeo_septuplet/sequences')
 
 
+@pytest.mark.slow
 def test_demo_lmdb_option_file_trains_exactly_like_the_folder_one(tmp_path):
     """make_demo_data --lmdb + the shipped LMDB demo options: the same validation PSNR as reading PNG folders."""
     data = str(tmp_path / 'demo')
@@ -282,7 +282,6 @@ def test_demo_lmdb_option_file_trains_exactly_like_the_folder_one(tmp_path):
                 dataset['dataroot_gt'] += '.lmdb'
                 dataset['dataroot_lq'] += '.lmdb'
         run_training(tmp_path / variant, write_options(opt, tmp_path, f'{variant}.yml'))
-        with open(tmp_path / variant / 'experiments' / variant / 'val_metrics.jsonl') as f:
-            psnr[variant] = [record['psnr'] for record in map(json.loads, f)]
+        psnr[variant] = [record['psnr'] for record in recorded(tmp_path / variant, variant).validations]
     assert psnr['folder'] == psnr['lmdb'] and len(psnr['lmdb']) >= 1
 

@@ -98,3 +98,19 @@ def test_bad_optimizer_options_are_one_line_naming_the_section(kwargs, message):
     with pytest.raises(OptionError, match=message) as raised:
         BaseModel.get_optimizer(None, 'OBProxSG', [param_with_grad([1.0], [0.0])], 1e-3, **kwargs)
     assert '\n' not in str(raised.value)
+
+
+def test_video_model_gives_obproxsg_channel_groups_and_obproxsg_refuses_none():
+    from basicsr.models import build_model
+    opt = {'name': 'sparse_vsr', 'model_type': 'MultigridVideoRecurrentModel', 'scale': 4, 'num_gpu': 0,
+           'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1,
+           'network_g': {'type': 'BasicVSR', 'num_feat': 4, 'num_block': 1, 'spynet_path': None},
+           'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+           'train': {'optim_g': {'type': 'OBProxSG', 'lr': 1e-3, 'lambda_': 1e-4, 'sparsity': 'channel'},
+                     'scheduler': {'type': 'MultiStepRestartLR', 'milestones': [10], 'gamma': 0.5},
+                     'total_iter': 10, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+           'val': {'val_freq': 10, 'metrics': None}}
+    optimizer = build_model(opt).optimizer_g
+    assert isinstance(optimizer, OBProxSG) and 0 in {group['channel_dim'] for group in optimizer.param_groups}
+    with pytest.raises(ValueError, match='sparsity channel needs parameter groups with a channel_dim'):
+        OBProxSG(nn.Conv2d(2, 2, 1).parameters(), lr=1e-3, sparsity='channel')

@@ -198,7 +198,8 @@ def test_frame_interpolation_networks_take_the_training_crops(rel_path):
             network = ARCH_REGISTRY.get(network_opt.pop('type'))(**network_opt).eval()
             with torch.no_grad():
                 assert network(torch.rand(1, 4, 3, crop, crop)).shape == (1, 3, crop, crop), f'{rel_path}: {key}'
-    optimizer = BaseModel.get_optimizer(None, opt['train']['optim_g']['type'], [nn.Parameter(torch.zeros(1))],
+    params = [{'params': [nn.Parameter(torch.zeros(2, 1))], 'channel_dim': 0}]  # as the models group conv weights
+    optimizer = BaseModel.get_optimizer(None, opt['train']['optim_g']['type'], params,
                                         **{k: v for k, v in opt['train']['optim_g'].items() if k != 'type'})
     assert optimizer.param_groups[0]['lr'] == opt['train']['optim_g']['lr']
 
@@ -244,20 +245,10 @@ def test_largebatch_scales_batch_and_lr_by_four():
     assert len(scaling) == 1
     schedule = build_schedule(opt)
     assert batch * opt['num_gpu'] / scaling[0].reference_batch == 4
-    assert scaling[0].factor(SimpleNamespace(schedule=schedule, world_size=opt['num_gpu'])) == 4
+    runner = SimpleNamespace(base_batch_size=schedule.base_batch_size, world_size=opt['num_gpu'])
+    assert scaling[0].lr_factor(runner) == 4
     assert {p.batch_size_per_gpu for p in schedule.phases} == {batch}
     assert [(p.lq_size, p.num_frame) for p in schedule.phases] == PAPER_BASICVSR_PHASES
-
-
-def _hook_file_params():
-    return [rel_path for rel_path in TRAIN_FILES if load(rel_path)['train'].get('hooks')]
-
-
-@pytest.mark.parametrize('rel_path', _hook_file_params())
-def test_model_applies_train_hooks(rel_path):
-    """Only this package's models run train.hooks; basicsr's own models silently ignore them."""
-    model_cls = MODEL_REGISTRY.get(load(rel_path)['model_type'])
-    assert model_cls.__module__.startswith('basicsr_multigrid.'), f'{rel_path}: {model_cls.__name__} ignores hooks'
 
 
 def test_every_multigrid_file_has_a_baseline():

@@ -3,10 +3,12 @@
 import sys
 from os import path as osp
 
+import pytest
 import torch
 import yaml
 
 from basicsr_multigrid.archs.stmfnet_arch import STMFNet, width_entry_parts
+from basicsr_multigrid.pruning import legal_width, pruned_widths
 from tests.conftest import REPO_ROOT, TINY_WIDTHS, metric_records, run_training, vfi_options, write_options
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
@@ -26,12 +28,18 @@ def test_widths_are_the_most_channels_any_layer_of_a_group_keeps():
         for part in width_entry_parts(entry):
             for name, dim in part:
                 state[name].narrow(dim, 10, 6).zero_()
-    widths = prune_widths.pruned_widths(network, state, threshold=0.0)
+    widths = pruned_widths(network, state, threshold=0.0)
     assert widths['grid_channels[1]'] == (6, 2) and widths['kernel_channels'] == (8, 5)
     assert widths['feature_channels[1]'] == (32, 20)
     assert widths['grid_channels[0]'] == (6, 6) and widths['feature_channels[0]'] == (32, 32)
 
 
+def test_surviving_widths_are_rounded_to_what_the_arch_accepts():
+    assert [legal_width(STMFNet.width_rules, 'feature_channels', w) for w in (0, 20, 33, 34)] == [32, 32, 34, 34]
+    assert [legal_width(STMFNet.width_rules, 'kernel_channels', w) for w in (0, 5)] == [1, 5]
+
+
+@pytest.mark.slow
 def test_sparse_training_then_prune_widths_writes_a_runnable_student(demo_data, vfi_teacher, tmp_path):
     teacher_weights = str(vfi_teacher / 'experiments' / 'vfi_teacher' / 'models' / 'net_g_latest.pth')
     sparse = vfi_options(demo_data, 'train_STMFNet_sparse_demo.yml', 'sparse', path__pretrain_network_g=teacher_weights,

@@ -10,17 +10,15 @@ from os import path as osp
 import pytest
 import torch
 
-from basicsr_multigrid import compat, pipeline
 from basicsr_multigrid.data.multigrid_paired_video_dataset import MultigridPairedVideoDataset
 from basicsr_multigrid.data.video_frames import VideoDataError
 from basicsr_multigrid.multigrid.sampler import ShapedIndex
-from basicsr_multigrid.utils.checkpoint import atomic_torch_save
-from tests.conftest import REPO_ROOT, tree_digest, write_options
-from tests.test_datasets import train_opt
-from tests.test_multigrid_training import steps, tiny_multigrid_options
-
-TRAIN_CODE = ('import sys, basicsr_multigrid.pipeline as p; '
-              'p.train_pipeline(sys.argv[1], argv=["train.py"] + sys.argv[2:])')
+from basicsr_multigrid.training.cli import run_cli
+from basicsr_multigrid.training.runner import train_pipeline
+from basicsr_multigrid.utils.atomic_io import atomic_torch_save
+from basicsr_multigrid.utils.checkpoint import latest_training_state
+from tests.conftest import (REPO_ROOT, TRAIN_CODE, recorded, steps, tiny_multigrid_options, train_dataset_options,
+                            tree_digest, write_options)
 
 
 def kill_options(demo_data, name):
@@ -50,17 +48,19 @@ def final_weights(root, name):
     return torch.load(osp.join(root, 'experiments', name, 'models', 'net_g_latest.pth'), weights_only=True)['params']
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_phase_boundary_and_during_validation_then_auto_resume_is_exact(demo_data, tmp_path):
     opt = kill_options(demo_data, 'killed')
     opt_path = write_options(opt, tmp_path)
-    reference = steps(train_until(tmp_path / 'reference', opt_path))
+    train_until(tmp_path / 'reference', opt_path)
+    reference = steps(recorded(tmp_path / 'reference', 'killed').iterations)
 
     root = tmp_path / 'interrupted'
-    first = train_until(root, opt_path, 'Multigrid phase 3/6')  # killed as phase 3 (iteration 9) begins
+    train_until(root, opt_path, 'Multigrid phase 3/6')  # killed as phase 3 (iteration 9) begins
     second = train_until(root, opt_path, 'iter:      12,', '--auto_resume')  # then at the validation of iter 12
     last = train_until(root, opt_path, None, '--auto_resume')
     assert 'Resuming training from epoch' in second and 'Resuming training from epoch' in last
-    logged = {**steps(first), **steps(second), **steps(last)}
+    logged = steps(recorded(root, 'killed').iterations)  # all three runs (each resume replaced what it redid)
     assert sorted(logged) == list(range(1, 25))
     assert logged == reference  # same LR, phase, stage, lq_size, num_frame and batch at every iteration
     for key, value in final_weights(tmp_path / 'reference', 'killed').items():
@@ -90,7 +90,7 @@ def test_truncated_newest_checkpoint_is_skipped_with_a_warning(tmp_path, broken)
     with open(path, 'r+b') as f:
         f.truncate(os.path.getsize(path) // 2)
     with pytest.warns(UserWarning, match=f'auto_resume: skipping iteration 8: {path} is unusable'):
-        assert compat.latest_training_state(experiment) == osp.join(experiment, 'training_states', '4.state')
+        assert latest_training_state(experiment) == osp.join(experiment, 'training_states', '4.state')
 
 
 def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch):
@@ -116,10 +116,10 @@ def test_bad_frame_errors_by_default_and_is_skipped_and_counted_when_asked(demo_
     bad = osp.join(root, 'train', 'GT', clip, '00000002.png')
     with open(bad, 'wb') as f:
         f.write(b'\x89PNG truncated')
-    strict = MultigridPairedVideoDataset(train_opt(root, num_frame=4, gt_size=32))
+    strict = MultigridPairedVideoDataset(train_dataset_options(root, num_frame=4, gt_size=32))
     with pytest.raises(VideoDataError, match=f'^cannot decode frame {bad}$'):
         strict[ShapedIndex(0, 4, 32, seed=0)]
-    lenient = MultigridPairedVideoDataset(train_opt(root, num_frame=4, gt_size=32, on_bad_frame='skip'))
+    lenient = MultigridPairedVideoDataset(train_dataset_options(root, num_frame=4, gt_size=32, on_bad_frame='skip'))
     item = lenient[ShapedIndex(0, 4, 32, seed=0)]
     assert item['skipped'] >= 1 and item['key'].split('/')[0] == clip and item['gt'].shape == (4, 3, 32, 32)
     assert lenient[ShapedIndex(40, 4, 32, seed=0)]['skipped'] == 0
@@ -140,6 +140,10 @@ def set_key(opt, dotted, value):
 
 DELETE = object()
 BAD_INPUTS = [  # (dotted key, value, expected text in the one-line error)
+    ('logger.print_freq', 0, 'logger.print_freq: must be a positive integer, got 0'),
+    ('logger.save_checkpoint_freq', DELETE, 'logger.save_checkpoint_freq: must be a positive integer, got None'),
+    ('datasets.train.prefetch_mode', 'gpu', "datasets.train.prefetch_mode: 'gpu' is not one of ~, cpu, cuda"),
+    ('datasets.train.prefetch_mode', 'cuda', 'datasets.train.pin_memory: must be true with prefetch_mode: cuda'),
     ('datasets.train.gt_size', 66, 'datasets.train.gt_size: 66 is not divisible by scale 4'),
     ('datasets.train.num_frame', 50, 'datasets.train.num_frame'),
     ('datasets.train.gt_szie', 64, 'datasets.train.gt_szie: unknown option of MultigridPairedVideoDataset; '
@@ -186,7 +190,7 @@ def test_bad_input_stops_with_one_line_before_touching_disk(demo_data, existing_
     opt_path = write_options(opt, tmp_path)
     before = tree_digest(existing_experiment)
     with pytest.raises(SystemExit) as stopped:
-        pipeline.run_cli(lambda root: pipeline.train_pipeline(root, ['train.py', '-opt', opt_path]),
+        run_cli(lambda root: train_pipeline(root, ['train.py', '-opt', opt_path]),
                          str(existing_experiment))
     assert stopped.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -20,7 +20,7 @@ def schedule_for(total_iter=60, batch=2, num_frame=8, gt_size=64, **multigrid):
 
 
 def run_epochs(sampler, first_epoch=0):
-    """What BasicSR's loop sees: set_epoch, then every batch of the epoch, until the schedule ends."""
+    """What the runner's loop sees: set_epoch, then every batch of the epoch, until the schedule ends."""
     batches = []
     for epoch in range(first_epoch, sampler.num_epochs):
         sampler.set_epoch(epoch)
@@ -58,7 +58,7 @@ def test_resume_at_any_iteration_reads_what_an_uninterrupted_run_reads(resume_at
     schedule = schedule_for(total_iter=60, batch=3, batch_scaling='constant_compute', spatial_sizes=[8, 16])
     uninterrupted = run_epochs(ScheduledShapeBatchSampler(schedule, 17, seed=5))
     resumed_sampler = ScheduledShapeBatchSampler(schedule, 17, seed=5, start_iter=resume_at)
-    resume_epoch = resume_at // resumed_sampler.iters_per_epoch  # what BasicSR saved with the state
+    resume_epoch = resume_at // resumed_sampler.iters_per_epoch  # what the runner saved with the state
     assert run_epochs(resumed_sampler, first_epoch=resume_epoch) == uninterrupted[resume_at:]
 
 

@@ -56,7 +56,7 @@ def test_table_output_ends_with_the_speedup(show_schedule, tmp_path, capsys):
 
 @pytest.mark.parametrize('make_path, expected_start', [
     (lambda tmp_path: write_options(tmp_path, {'spatial_size': [32, 64]}), 'error: train.multigrid.spatial_size: '),
-    (lambda tmp_path: str(tmp_path / 'missing.yml'), 'error: [Errno 2]'),
+    (lambda tmp_path: str(tmp_path / 'missing.yml'), 'error: -opt: cannot read '),
 ])
 def test_errors_print_one_line_and_exit_2(show_schedule, tmp_path, capsys, make_path, expected_start):
     assert show_schedule.main(['-opt', make_path(tmp_path), '--json']) == 2

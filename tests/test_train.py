@@ -1,5 +1,4 @@
-"""Real BasicSR training runs of a tiny BasicVSR on the demo data, on CPU: learning, validation, resume."""
-import json
+"""Real training runs through the runner of a tiny BasicVSR on the demo data, on CPU: learning, validation, resume."""
 import os
 import re
 import subprocess
@@ -8,10 +7,7 @@ from os import path as osp
 
 import pytest
 
-from tests.conftest import REPO_ROOT, demo_options, run_training, write_options
-
-LOG_LINE = re.compile(r'iter:\s*(\d+), lr:\(([^)]*)\).*l_pix: ([0-9.e+-]+)')
-
+from tests.conftest import REPO_ROOT, demo_options, recorded, run_training, write_options
 
 def tiny_options(demo_data, name, **overrides):
     settings = dict(name=name, network_g__num_feat=8, network_g__num_block=1, datasets__train__gt_size=64,
@@ -22,29 +18,33 @@ def tiny_options(demo_data, name, **overrides):
     return demo_options(demo_data, **settings)
 
 
-def logged_iterations(stdout):
-    """{iter: (lrs, l_pix)} from BasicSR's console log."""
-    return {int(it): (lrs, float(loss)) for it, lrs, loss in LOG_LINE.findall(stdout)}
+def logged_iterations(records):
+    """{iter: (lrs, l_pix)} from the run's train log."""
+    return {r['iter']: (r['lrs'], r['l_pix']) for r in records}
 
 
+@pytest.mark.slow
 def test_training_learns_and_validates_on_cpu(demo_data, tmp_path):
     opt = tiny_options(demo_data, 'learns', train__total_iter=40, train__scheduler__periods=[40],
                        train__optim_g__lr=3e-3, val__val_freq=10, logger__save_checkpoint_freq=40)
-    result = run_training(tmp_path, write_options(opt, tmp_path))
-    logged = logged_iterations(result.stdout)
+    run_training(tmp_path, write_options(opt, tmp_path))
+    run = recorded(tmp_path, 'learns')
+    logged = logged_iterations(run.iterations)
     assert sorted(logged) == list(range(1, 41))  # total_iter honoured exactly
     losses = [logged[it][1] for it in sorted(logged)]
     assert sum(losses[-10:]) < sum(losses[:10])
-    records = [json.loads(line) for line in open(tmp_path / 'experiments' / 'learns' / 'val_metrics.jsonl')]
+    records = run.validations
     assert [r['iter'] for r in records][:4] == [10, 20, 30, 40]  # then BasicSR's final validation
     assert all(r['dataset'] == 'demo_val' and 0 < r['ssim'] <= 1 for r in records)
     assert records[-1]['psnr'] > records[0]['psnr'] + 0.1, [r['psnr'] for r in records]
     assert (tmp_path / 'experiments' / 'learns' / 'models' / 'net_g_latest.pth').is_file()
 
 
+@pytest.mark.slow
 def test_auto_resume_continues_at_the_saved_iteration_with_the_same_lr(demo_data, tmp_path):
     opt_path = write_options(tiny_options(demo_data, 'resume'), tmp_path)
-    uninterrupted = logged_iterations(run_training(tmp_path, opt_path).stdout)
+    run_training(tmp_path, opt_path)
+    uninterrupted = logged_iterations(recorded(tmp_path, 'resume').iterations)
     states = tmp_path / 'experiments' / 'resume' / 'training_states'
     assert sorted(os.listdir(states)) == ['12.state', '6.state']
     os.remove(states / '12.state')  # as if killed after the checkpoint at iteration 6
@@ -53,11 +53,12 @@ def test_auto_resume_continues_at_the_saved_iteration_with_the_same_lr(demo_data
     other_cwd.mkdir()
     resumed_run = run_training(tmp_path, opt_path, '--auto_resume', cwd=str(other_cwd))
     assert 'Resuming training from epoch: 0, iter: 6.' in resumed_run.stdout
-    resumed = logged_iterations(resumed_run.stdout)
+    resumed = logged_iterations(r for r in recorded(tmp_path, 'resume').iterations if r['iter'] > 6)
     assert sorted(resumed) == list(range(7, 13))
     assert {it: lrs for it, (lrs, _) in resumed.items()} == {it: uninterrupted[it][0] for it in range(7, 13)}
 
 
+@pytest.mark.slow
 def test_train_script_command_line(demo_data, tmp_path):
     """`python basicsr_multigrid/train.py -opt X.yml --debug` as users type it (experiments go to the repo root)."""
     name = f'pytest_cli_{os.getpid()}'
@@ -74,6 +75,7 @@ def test_train_script_command_line(demo_data, tmp_path):
         shutil.rmtree(experiment, ignore_errors=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('launcher_arg', ['--local-rank=0'])
 def test_local_rank_spelling_from_torch_launch_is_accepted(demo_data, tmp_path, launcher_arg):
     opt_path = write_options(tiny_options(demo_data, 'local_rank', train__total_iter=1,
@@ -81,6 +83,7 @@ def test_local_rank_spelling_from_torch_launch_is_accepted(demo_data, tmp_path, 
     run_training(tmp_path, opt_path, launcher_arg)
 
 
+@pytest.mark.slow
 def test_rerunning_an_experiment_name_archives_the_old_run_instead_of_overwriting(demo_data, tmp_path):
     opt = tiny_options(demo_data, 'again', train__total_iter=1, train__scheduler__periods=[1])
     opt_path = write_options(opt, tmp_path)
@@ -92,21 +95,33 @@ def test_rerunning_an_experiment_name_archives_the_old_run_instead_of_overwritin
     assert (archived[0] / 'models' / 'net_g_latest.pth').read_bytes() == first_weights
 
 
-def test_test_pipeline_evaluates_trained_weights_on_cpu(demo_data, tmp_path):
-    """`test.py`: basicsr's test pipeline with this package's model and any-name validation dataset."""
+@pytest.mark.slow
+@pytest.mark.parametrize('model_type', ['MultigridVideoRecurrentModel', 'DistilledVideoRecurrentModel'])
+def test_test_pipeline_evaluates_trained_weights_on_cpu(demo_data, tmp_path, model_type):
+    """`test.py`: basicsr's test pipeline with this package's models and any-name validation dataset."""
     opt = tiny_options(demo_data, 'for_testing', train__total_iter=2, train__scheduler__periods=[2])
     run_training(tmp_path, write_options(opt, tmp_path))
     weights = tmp_path / 'experiments' / 'for_testing' / 'models' / 'net_g_latest.pth'
-    test_opt = {'name': 'tested', 'model_type': 'MultigridVideoRecurrentModel', 'scale': 4, 'num_gpu': 0,
+    test_opt = {'name': 'tested', 'model_type': model_type, 'scale': 4, 'num_gpu': 0,
                 'datasets': {'test_1': dict(opt['datasets']['val'], name='my_clips')},
                 'network_g': opt['network_g'], 'path': {'pretrain_network_g': str(weights), 'strict_load_g': True},
                 'val': {'save_img': False, 'metrics': opt['val']['metrics']}}
     test_opt_path = write_options(test_opt, tmp_path, 'test.yml')
-    code = ('import sys, basicsr_multigrid.pipeline as p; '
-            'p.test_pipeline(sys.argv[1], argv=["test.py", "-opt", sys.argv[2]])')
+    code = ('import sys; from basicsr_multigrid.training.cli import test_pipeline; '
+            'test_pipeline(sys.argv[1], argv=["test.py", "-opt", sys.argv[2]])')
     result = subprocess.run([sys.executable, '-c', code, str(tmp_path), test_opt_path], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     psnr = float(re.search(r'Validation my_clips\s+# psnr: ([0-9.]+)', result.stdout).group(1))
     assert 15 < psnr < 50
     assert (tmp_path / 'results' / 'tested').is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('entry', ['train.py', 'test.py'])
+def test_entry_points_print_usage_with_h(entry):
+    result = subprocess.run([sys.executable, f'basicsr_multigrid/{entry}', '-h'], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith('usage:') and all(flag in result.stdout for flag in
+                                                      ('-opt', '--launcher', '--auto_resume', '--debug', '--force_yml'))

@@ -18,7 +18,7 @@ from basicsr_multigrid.data.vfi_test_dataset import VFITestDataset
 from basicsr_multigrid.data.vfi_tuple_dataset import VFITupleDataset
 from basicsr_multigrid.data.video_frames import VideoDataError, read_video_meta_info
 from basicsr_multigrid.utils.errors import OptionError
-from basicsr_multigrid.utils.lmdb_builder import build_lmdb
+from basicsr_multigrid.data.lmdb_builder import build_lmdb
 from tests.conftest import REPO_ROOT
 
 FRAMES_PER_CLIP = 12  # the demo_data fixture's train clips

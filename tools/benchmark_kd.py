@@ -28,14 +28,16 @@ import time
 from os import path as osp
 
 import torch
-import yaml
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
-from basicsr_multigrid.utils.benchmarking import machine_name, train_in_subprocess  # noqa: E402
+from basicsr_multigrid.training.recorder import read_run  # noqa: E402
+from basicsr_multigrid.training.cli import train_in_subprocess  # noqa: E402
+from basicsr_multigrid.utils.benchmarking import machine_name  # noqa: E402
+from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 
 DEMO_OPTIONS = {
     'teacher': 'options/train/demo/train_STMFNet_demo.yml',
@@ -47,8 +49,7 @@ TARGETS = {'params_ratio_max': 0.09, 'speedup_min': 1.6, 'psnr_gap_max_db': 0.3}
 
 
 def load_options(path):
-    with open(osp.join(REPO_ROOT, path)) as f:
-        return yaml.safe_load(f)
+    return read_option_file(osp.join(REPO_ROOT, path))
 
 
 def build_network(network_opt):
@@ -108,8 +109,7 @@ def demo_run_options(opt, name, data, iters, teacher_weights=None):
 
 
 def final_metrics(experiment_root, dataset_suffix=''):
-    with open(osp.join(experiment_root, 'val_metrics.jsonl')) as f:
-        records = [json.loads(line) for line in f]
+    records = read_run(experiment_root).validations
     mine = [r for r in records if r['dataset'].endswith('_teacher') == bool(dataset_suffix)]
     last = mine[-1]
     return {'psnr': round(last['psnr'], 4), 'ssim': round(last['ssim'], 4), 'train_s': last['wall_s'],
@@ -138,8 +138,7 @@ def finished_with(experiment_root, opt, used_options):
     """Whether the run in experiment_root used exactly `opt` and finished (has its final weights)."""
     if not (osp.isfile(used_options) and osp.isfile(osp.join(experiment_root, 'models', 'net_g_latest.pth'))):
         return False
-    with open(used_options) as f:
-        used = yaml.safe_load(f)
+    used = read_option_file(used_options)
     return _without(used, SINGLE_PROCESS_IRRELEVANT) == _without(opt, SINGLE_PROCESS_IRRELEVANT)
 
 

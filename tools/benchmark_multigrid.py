@@ -5,7 +5,7 @@
     python tools/benchmark_multigrid.py --baseline A.yml --multigrid B.yml [--multigrid C.yml] --out r.json
 
 All runs of one invocation train the same model on the same data with the same seed and iterations (unless
-an option file says otherwise), one after the other, through BasicSR's own training pipeline, validating at
+an option file says otherwise), one after the other, through the package's training runner, validating at
 `--val-points` evenly spaced iterations on the held-out clips. Wall-clock time excludes validation.
 `--largebatch K` adds a run of the first multigrid file with batch x K, iterations / K and linear LR scaling
 (the paper's second lever), reported with its per-sample throughput.
@@ -18,12 +18,15 @@ import sys
 import time
 from os import path as osp
 
-import yaml
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from basicsr_multigrid.utils.benchmarking import machine_name, train_in_subprocess  # noqa: E402
+from basicsr_multigrid.training.recorder import read_run  # noqa: E402
+from basicsr_multigrid.training.cli import train_in_subprocess  # noqa: E402
+from basicsr_multigrid.utils.benchmarking import machine_name  # noqa: E402
+from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
+from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 
 PRESETS = {
     # tiny BasicVSR on the demo data, 2 CPU cores, well under 25 minutes in all
@@ -45,10 +48,10 @@ PRESETS = {
 
 
 def load_options(path):
-    if not osp.isfile(path):
-        raise SystemExit(f'error: option file not found: {path}')
-    with open(path) as f:
-        return yaml.safe_load(f)
+    try:
+        return read_option_file(path)
+    except OptionError as error:
+        raise SystemExit(f'error: {error}') from None
 
 
 def largebatch_options(opt, factor):
@@ -76,12 +79,11 @@ def prepare_run(opt, name, val_points):
     return opt
 
 
-def read_run(experiment_root, label, opt):
-    with open(osp.join(experiment_root, 'val_metrics.jsonl')) as f:
-        by_iter = {record['iter']: record for record in map(json.loads, f)}  # BasicSR re-validates the last iter
+def summarize_run(experiment_root, label, opt):
+    run = read_run(experiment_root)
+    by_iter = {record['iter']: record for record in run.validations}  # the last iteration is validated twice
     records = [by_iter[it] for it in sorted(by_iter)]
-    with open(osp.join(experiment_root, 'phase_timing.json')) as f:
-        phases = json.load(f)
+    phases = run.phase_timing
     final = records[-1]
     samples = sum(p['iters'] * p['batch_size_per_gpu'] for p in phases)
     compute_s = sum(p['iters'] * p['s_per_iter'] for p in phases)
@@ -201,7 +203,7 @@ def main(argv=None):
         print(f'[{label}] training {opt["train"]["total_iter"]} iterations ...', flush=True)
         started = time.time()
         root = train_in_subprocess(prepare_run(opt, name, val_points), work_dir, osp.join(work_dir, f'{name}.log'))
-        measured.append(read_run(root, label, opt))
+        measured.append(summarize_run(root, label, opt))
         print(f'[{label}] {time.time() - started:.0f} s, final PSNR {measured[-1]["final_psnr"]:.3f} dB', flush=True)
 
     results = {'machine': machine_name(), 'date': time.strftime('%Y-%m-%d'), 'runs': measured}

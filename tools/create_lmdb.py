@@ -20,7 +20,7 @@ from os import path as osp
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from basicsr_multigrid.data import dataset_layouts as layouts  # noqa: E402
-from basicsr_multigrid.utils.lmdb_builder import (CLIP_META, LmdbBuildError, build_lmdb, measure_png_encode,  # noqa: E402
+from basicsr_multigrid.data.lmdb_builder import (CLIP_META, LmdbBuildError, build_lmdb, measure_png_encode,  # noqa: E402
                                                   write_text_atomic)
 
 USAGE_ERROR = 2

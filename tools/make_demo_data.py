@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Build the embedded demo video set (REDS-like layout); see basicsr_multigrid/utils/demo_data.py.
+"""Build the embedded demo video set (REDS-like layout); see basicsr_multigrid/data/demo_data.py.
 
     python tools/make_demo_data.py --out datasets/demo [--size 256] [--train-frames 20]
         [--val-frames 10] [--seed 0] [--overwrite] [--lmdb]
@@ -12,7 +12,7 @@ import time
 # Runnable from a checkout without installing the package or setting PYTHONPATH.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from basicsr_multigrid.utils.demo_data import make_demo_dataset  # noqa: E402
+from basicsr_multigrid.data.demo_data import make_demo_dataset  # noqa: E402
 
 
 def main(argv=None):

@@ -22,7 +22,9 @@ import cv2
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from basicsr_multigrid.data import dataset_layouts as layouts  # noqa: E402
-from basicsr_multigrid.utils.lmdb_builder import LmdbBuildError, write_text_atomic  # noqa: E402
+from basicsr_multigrid.data.lmdb_builder import LmdbBuildError  # noqa: E402
+from basicsr_multigrid.data.video_frames import meta_info_line  # noqa: E402
+from basicsr_multigrid.utils.atomic_io import write_text_atomic  # noqa: E402
 
 PAIRS = (('val_sharp', 'train_sharp'), (osp.join('val_sharp_bicubic', 'X4'), osp.join('train_sharp_bicubic', 'X4')))
 
@@ -73,7 +75,7 @@ def clip_meta_line(folder, name):
         raise LmdbBuildError(f'cannot read image {frames[0]}')
     h, w = image.shape[:2]
     c = image.shape[2] if image.ndim == 3 else 1
-    return f'{name} {len(frames)} ({h},{w},{c})\n'
+    return meta_info_line(name, len(frames), (h, w, c))
 
 
 def write_meta_files(root):

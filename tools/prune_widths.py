@@ -7,10 +7,9 @@
 
 The sparse run (`optim_g.type: OBProxSG` with `sparsity: channel`) drives whole output channels to exactly
 zero. For every width argument of the arch (`width_groups()` of STMFNet: feature_channels[i], kernel_channels,
-grid_channels[i], tem_channels[i], tem_fuse_channels), a layer keeps the channels whose weights have an L2 norm
-above --threshold (a UMSResNeXt block: its two branches' channels, each alive while its conv3 or shortcut
-projection keeps it), and the new width is the most any layer of that group keeps, rounded up to what the arch
-accepts. The student option file is the --template (a distillation run) with:
+grid_channels[i], tem_channels[i], tem_fuse_channels), the surviving width is the most channels any layer of that
+group keeps above --threshold, rounded up to what the arch accepts (basicsr_multigrid/pruning.py). The student
+option file is the --template (a distillation run) with:
 
 - network_g: the template's student arch with the new widths (the flow branch is dropped, as ST-MFNet Mini
   does, unless --keep-flow);
@@ -18,8 +17,6 @@ accepts. The student option file is the --template (a distillation run) with:
   (path.pretrain_network_g), unless --teacher is given.
 """
 import argparse
-import copy
-import inspect
 import os
 import sys
 from os import path as osp
@@ -29,77 +26,13 @@ import yaml
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
-import torch  # noqa: E402
-from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
-from basicsr_multigrid.archs.stmfnet_arch import width_entry_parts  # noqa: E402
+from basicsr_multigrid import pruning  # noqa: E402
 from basicsr_multigrid.models.teacher import read_state_dict  # noqa: E402
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
-from basicsr_multigrid.utils.lmdb_builder import write_text_atomic  # noqa: E402
+from basicsr_multigrid.utils.atomic_io import write_text_atomic  # noqa: E402
 from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 
 USAGE_ERROR = 2
-# What the STMFNet constructor accepts: (minimum, multiple). UMSResNeXt branches split a width in two halves
-# and use 32-group convs, so feature widths must be even and >= 32.
-WIDTH_RULES = {'feature_channels': (32, 2)}
-
-
-def network_arguments(network_opt):
-    """The arch class and its full keyword arguments (the option's values over the constructor defaults)."""
-    network_opt = dict(network_opt)
-    arch = network_opt.pop('type')
-    cls = ARCH_REGISTRY.get(arch)
-    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-    arguments = dict(defaults, **network_opt)
-    return cls, {k: list(v) if isinstance(v, tuple) else v for k, v in arguments.items()}
-
-
-def channel_alive(weight, out_dim, threshold):
-    other = [d for d in range(weight.dim()) if d != out_dim]
-    return weight.float().pow(2).sum(dim=other).sqrt() > threshold
-
-
-def entry_channels(entry, state, threshold):
-    """(channels, surviving channels) of one width_groups() entry: parts side by side, each part's channels
-    alive while any of its layers keeps them."""
-    total = kept = 0
-    for part in width_entry_parts(entry):
-        alive = torch.stack([channel_alive(state[name], dim, threshold) for name, dim in part]).any(dim=0)
-        total, kept = total + alive.numel(), kept + int(alive.sum())
-    return total, kept
-
-
-def pruned_widths(network, state, threshold):
-    """{width key: (trained width, surviving width)}: the most channels any entry of the group keeps."""
-    widths = {}
-    for key, entries in network.width_groups().items():
-        counts = [entry_channels(entry, state, threshold) for entry in entries]
-        widths[key] = (counts[0][0], max(kept for _, kept in counts))
-    return widths
-
-
-def legal_width(argument, width):
-    minimum, multiple = WIDTH_RULES.get(argument, (1, 1))
-    width = max(width, minimum)
-    return -(-width // multiple) * multiple
-
-
-def set_width(arguments, key, width):
-    """`key` is 'name' or 'name[i]' as width_groups() spells it."""
-    if key.endswith(']'):
-        name, index = key[:-1].split('[')
-        arguments[name][int(index)] = legal_width(name, width)
-    else:
-        arguments[key] = legal_width(key, width)
-
-
-def student_options(template, sparse_opt, student_arguments, student_arch, teacher_path, name):
-    opt = copy.deepcopy(template)
-    opt['name'] = name
-    opt['network_g'] = dict(type=student_arch, **student_arguments)
-    opt['network_t'] = copy.deepcopy(sparse_opt['network_g'])
-    opt.setdefault('path', {})['pretrain_network_t'] = teacher_path
-    return opt
 
 
 def parse_args(argv):
@@ -125,24 +58,19 @@ def run(args):
     teacher_path = args.teacher or sparse_opt.get('path', {}).get('pretrain_network_g')
     if not teacher_path:
         raise OptionError(f'--teacher: {args.opt} has no path.pretrain_network_g; name the dense teacher checkpoint')
-    cls, arguments = network_arguments(sparse_opt['network_g'])
-    if not hasattr(cls, 'width_groups'):
-        raise OptionError(f"network_g.type: {sparse_opt['network_g']['type']} has no width_groups(); cannot prune it")
-    network = cls(**arguments)
+    network = pruning.prunable_network(sparse_opt['network_g'])
     state = read_state_dict(args.weights, option_key='--weights')
-    missing = [name for entries in network.width_groups().values() for entry in entries
-               for part in width_entry_parts(entry) for name, _ in part if name not in state]
+    missing = pruning.missing_width_weights(network, state)
     if missing:
         raise OptionError(f'--weights: {args.weights} does not match {args.opt} (no {missing[0]})')
-    widths = pruned_widths(network, state, args.threshold)
+    widths = pruning.pruned_widths(network, state, args.threshold)
     student_arch = template['network_g']['type']
-    _, student_arguments = network_arguments(template['network_g'])
-    for key, (_, kept) in widths.items():
-        set_width(student_arguments, key, kept)
+    student_cls, student_arguments = pruning.student_arguments(template['network_g'], widths)
     student_arguments['use_flow'] = bool(args.keep_flow)
-    student = ARCH_REGISTRY.get(student_arch)(**student_arguments)
+    student = student_cls(**student_arguments)
     name = args.name or osp.splitext(osp.basename(args.out))[0]
-    opt = student_options(template, sparse_opt, student_arguments, student_arch, teacher_path, name)
+    opt = pruning.student_options(template, sparse_opt, dict(type=student_arch, **student_arguments), teacher_path,
+                                  name)
     teacher_params = sum(p.numel() for p in network.parameters())
     student_params = sum(p.numel() for p in student.parameters())
     header = (f'# Written by tools/prune_widths.py from {args.weights} ({args.opt}).\n'

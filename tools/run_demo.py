@@ -5,24 +5,20 @@
 `make demo` runs this after building the data with tools/make_demo_data.py.
 """
 import argparse
-import json
 import sys
 from os import path as osp
-
-import yaml
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
 from basicsr_multigrid.multigrid.schedule import MultigridSchedule  # noqa: E402
-from basicsr_multigrid.pipeline import run_cli, train_pipeline  # noqa: E402
-from basicsr_multigrid.utils.demo_data import bicubic_upscale_psnr  # noqa: E402
-
-
-def last_validation(experiment_root):
-    with open(osp.join(experiment_root, 'val_metrics.jsonl')) as f:
-        return json.loads(f.readlines()[-1])
+from basicsr_multigrid.training.cli import run_cli  # noqa: E402
+from basicsr_multigrid.training.recorder import read_run  # noqa: E402
+from basicsr_multigrid.training.runner import train_pipeline  # noqa: E402
+from basicsr_multigrid.data.demo_data import bicubic_upscale_psnr  # noqa: E402
+from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
+from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 
 
 def main(argv=None):
@@ -32,13 +28,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not osp.isfile(osp.join(args.data, 'meta_info_val.txt')):
         sys.exit(f'error: no demo data in {args.data}; build it with: python tools/make_demo_data.py --out {args.data}')
-    with open(args.opt) as f:
-        opt = yaml.safe_load(f)
+    try:
+        opt = read_option_file(args.opt)
+    except OptionError as error:
+        sys.exit(f'error: {error}')
 
     print(f"Training schedule of {opt['name']}:\n{MultigridSchedule.from_options(opt).format_table()}\n", flush=True)
     bicubic = bicubic_upscale_psnr(args.data, split='val')
     run_cli(lambda root: train_pipeline(root, argv=['train.py', '-opt', args.opt]), REPO_ROOT)
-    result = last_validation(osp.join(REPO_ROOT, 'experiments', opt['name']))
+    result = read_run(osp.join(REPO_ROOT, 'experiments', opt['name'])).last_validation()
     print(f"\nValidation on the held-out demo clips after {result['iter']} iterations "
           f"({result['wall_s']:.0f} s of training):")
     print(f"  model   PSNR {result['psnr']:.2f} dB, SSIM {result.get('ssim', float('nan')):.4f}")

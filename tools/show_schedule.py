@@ -9,12 +9,13 @@ import json
 import os
 import sys
 
-import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from basicsr_multigrid.multigrid.schedule import MultigridSchedule, ScheduleError  # noqa: E402
+from basicsr_multigrid.multigrid.schedule import MultigridSchedule  # noqa: E402
+from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
+from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 
 JSON_PHASE_KEYS = ('start_iter', 'end_iter', 'lq_size', 'gt_size', 'num_frame', 'batch_size_per_gpu', 'lr_factor')
 USAGE_ERROR = 2
@@ -29,9 +30,7 @@ def schedule_summary(schedule: MultigridSchedule) -> dict:
 
 
 def load_schedule(option_path: str) -> MultigridSchedule:
-    with open(option_path, encoding='utf-8') as option_file:
-        options = yaml.safe_load(option_file)
-    return MultigridSchedule.from_options(options)
+    return MultigridSchedule.from_options(read_option_file(option_path))
 
 
 def main(argv=None) -> int:
@@ -41,8 +40,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         schedule = load_schedule(args.opt)
-    except (ScheduleError, OSError, yaml.YAMLError) as err:
-        # One line, no traceback: YAML parser messages span several lines.
+    except OptionError as err:
         print(f'error: {" ".join(str(err).split())}', file=sys.stderr)
         return USAGE_ERROR
     print(json.dumps(schedule_summary(schedule), indent=2) if args.json else schedule.format_table())

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from basicsr_multigrid.utils.lmdb_builder import LmdbBuildError, verify_lmdb  # noqa: E402
+from basicsr_multigrid.data.lmdb_builder import LmdbBuildError, verify_lmdb  # noqa: E402
 
 MAX_PROBLEMS_SHOWN = 50
 

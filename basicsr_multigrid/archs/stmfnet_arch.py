@@ -105,6 +105,9 @@ class STMFNet(nn.Module):
     (B, 3, H, W) frame halfway between I1 and I2, in train and eval mode alike (unlike the reference's dict in
     train mode).
     """
+    # The widths the constructor accepts, {argument: (minimum, multiple)}, for pruning: UMSResNeXt branches split
+    # a feature width in two halves and use 32-group convs, so feature widths must be even and >= 32.
+    width_rules = {'feature_channels': (32, 2)}
 
     def __init__(self,
                  feature_channels=(64, 128, 256, 512),

@@ -11,7 +11,7 @@ VFI tuples  5 frames (I0, I1, target, I2, I3): Vimeo septuplet frames 1, 3, 4, 5
 import os
 from os import path as osp
 
-from basicsr_multigrid.utils.lmdb_builder import ClipSource, LmdbBuildError
+from basicsr_multigrid.data.lmdb_builder import ClipSource, LmdbBuildError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 REDS4_CLIPS = ('000', '011', '015', '020')

@@ -26,6 +26,7 @@ class VFITestDataset(data.Dataset):
     'folder': the sequence of the sample}. `data_info['folder']` lists the folder of every sample, in order,
     for per-sequence means (DAVIS, VFITex: mean per sequence, then over sequences).
     """
+    one_target_frame = True  # items give one (C, H, W) target frame, not a clip
 
     def __init__(self, opt):
         super().__init__()

@@ -32,6 +32,7 @@ class VFITupleDataset(data.Dataset):
     'key': sample name}. Random draws (crop top, crop left, hflip, vflip, reverse, in that order) come from Python's
     `random`, which BasicSR seeds per worker.
     """
+    one_target_frame = True  # items give one (C, H, W) target frame, not a clip
 
     def __init__(self, opt):
         super().__init__()

@@ -29,12 +29,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from basicsr_multigrid.compat import shared_lmdb_env
+from basicsr_multigrid.data.lmdb_env import shared_lmdb_env
 from basicsr_multigrid.data.dataset_layouts import (VFI_TARGET_INDEX, VFI_TUPLE_LENGTH, VIMEO_VFI_FRAMES, clip_frames,
                                                     vfi_clips_from_folder, vimeo_clip_names)
 from basicsr_multigrid.data.video_frames import ClipFrameReader, VideoDataError, list_clip_folders, read_video_meta_info
 from basicsr_multigrid.utils.errors import OptionError
-from basicsr_multigrid.utils.lmdb_builder import CLIP_META, png_shape
+from basicsr_multigrid.data.lmdb_builder import CLIP_META, png_shape
 
 LAYOUTS = ('vimeo_septuplet', 'quintuplet', 'video', 'ucf101', 'snufilm')
 LMDB_LAYOUTS = ('vimeo_septuplet', 'quintuplet', 'video')

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from basicsr_multigrid.compat import shared_lmdb_env
+from basicsr_multigrid.data.lmdb_env import shared_lmdb_env
 from basicsr_multigrid.utils.errors import OptionError
 
 _META_LINE = re.compile(r'^(?P<clip>\S+)\s+(?P<frames>\d+)\s+\(\s*(?P<h>\d+)\s*,\s*(?P<w>\d+)\s*,\s*(?P<c>\d+)\s*\)\s*$')
@@ -44,6 +44,12 @@ def read_video_meta_info(meta_file):
     if not clips:
         raise VideoDataError(f'{meta_file}: no clips listed')
     return clips
+
+
+def meta_info_line(clip, num_frames, shape):
+    """The meta-info line of one clip, as `read_video_meta_info` reads it: `clip frame_count (h,w,c)`."""
+    h, w, c = shape
+    return f'{clip} {num_frames} ({h},{w},{c})\n'
 
 
 def list_clip_folders(root):

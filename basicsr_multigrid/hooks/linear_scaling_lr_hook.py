@@ -19,8 +19,5 @@ class LinearScalingLRHook(Hook):
             raise OptionError(f'train.hooks.LinearScalingLRHook.reference_batch: must be >= 1, got {reference_batch}')
         self.reference_batch = int(reference_batch)
 
-    def factor(self, runner):
-        return runner.schedule.base_batch_size * runner.world_size / self.reference_batch
-
-    def before_train_iter(self, runner, batch_idx=None, data_batch=None):
-        runner.scale_lr(self.factor(runner))
+    def lr_factor(self, runner):
+        return runner.base_batch_size * runner.world_size / self.reference_batch

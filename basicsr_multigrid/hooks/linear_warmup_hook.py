@@ -10,7 +10,7 @@ class LinearWarmupHook(Hook):
 
     The LR at iteration i (0-based) is multiplied by (i + 1) / warmup_iter until warmup ends, as BasicSR's
     own `warmup_iter` does, but on top of any scheduler and of the other hooks' factors. With
-    `restart_at_stages: true` the warmup is repeated at the start of each spatial stage.
+    `restart_at_stages: true` the warmup is repeated at the start of each spatial stage of the multigrid schedule.
     """
     priority = 'HIGH'
 
@@ -20,13 +20,16 @@ class LinearWarmupHook(Hook):
         self.warmup_iter = int(warmup_iter)
         self.restart_at_stages = restart_at_stages
 
+    @property
+    def needs_schedule(self):
+        return bool(self.restart_at_stages)
+
     def warmup_start(self, runner):
         if not self.restart_at_stages:
             return 0
         stage = runner.phase.stage
         return min(p.start_iter for p in runner.schedule.phases if p.stage == stage)
 
-    def before_train_iter(self, runner, batch_idx=None, data_batch=None):
+    def lr_factor(self, runner):
         done = runner.iter - self.warmup_start(runner) + 1
-        if done < self.warmup_iter:
-            runner.scale_lr(done / self.warmup_iter)
+        return done / self.warmup_iter if done < self.warmup_iter else 1.0

@@ -6,12 +6,13 @@ from basicsr_multigrid.hooks.registry import HOOKS
 
 @HOOKS.register_module()
 class MultigridLRHook(Hook):
-    """Applies the schedule's per-phase LR factor and announces each phase as training enters it.
+    """The schedule's per-phase LR factor, and a log line as training enters each phase.
 
-    Always installed for multigrid runs: the factor holds the `stage_lr_factors` of the options and, in
-    `batch_scaling: constant_compute` mode, the linear-scaling factor of the phase's batch size.
+    The runner installs it for every run with a multigrid schedule: the factor holds the `stage_lr_factors` of
+    the options and, in `batch_scaling: constant_compute` mode, the linear-scaling factor of the phase's batch.
     """
     priority = 'NORMAL'
+    needs_schedule = True
 
     def __init__(self):
         self.current_phase = None
@@ -24,5 +25,6 @@ class MultigridLRHook(Hook):
                 f'Multigrid phase {phase.index + 1}/{len(runner.schedule.phases)} (stage {phase.stage}) from '
                 f'iteration {phase.start_iter + 1}: lq_size {phase.lq_size}, gt_size {phase.gt_size}, num_frame '
                 f'{phase.num_frame}, batch {phase.batch_size_per_gpu}/GPU, lr factor {phase.lr_factor:g}')
-        if phase.lr_factor != 1:
-            runner.scale_lr(phase.lr_factor)
+
+    def lr_factor(self, runner):
+        return float(runner.phase.lr_factor)

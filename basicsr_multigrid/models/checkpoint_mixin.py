@@ -3,7 +3,8 @@ import os
 
 from basicsr.utils.dist_util import get_dist_info, master_only
 
-from basicsr_multigrid.utils.checkpoint import atomic_torch_save, from_primitives, rng_states, set_rng_states, to_primitives
+from basicsr_multigrid.utils.atomic_io import atomic_torch_save
+from basicsr_multigrid.utils.checkpoint import from_primitives, rng_states, set_rng_states, to_primitives
 
 
 class AtomicCheckpointMixin:

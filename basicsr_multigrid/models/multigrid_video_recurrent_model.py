@@ -1,10 +1,20 @@
 from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from basicsr_multigrid.models.multigrid_mixin import MultigridTrainingMixin
+from basicsr_multigrid.models.checkpoint_mixin import AtomicCheckpointMixin
+from basicsr_multigrid.models.optimizer_setup import setup_generator_optimizer
+from basicsr_multigrid.optim import uses_channel_groups
 
 
 @MODEL_REGISTRY.register()
-class MultigridVideoRecurrentModel(MultigridTrainingMixin, VideoRecurrentModel):
-    """BasicSR's VideoRecurrentModel (BasicVSR, IconVSR, BasicVSR++) trained on a multigrid schedule
-    (see MultigridTrainingMixin: schedule, LR hooks, shape logging, metrics and timing files)."""
+class MultigridVideoRecurrentModel(AtomicCheckpointMixin, VideoRecurrentModel):
+    """BasicSR's VideoRecurrentModel (BasicVSR, IconVSR, BasicVSR++) with checkpoints a run can always resume from
+    exactly (AtomicCheckpointMixin). The multigrid schedule, LR hooks and run records are the runner's: any
+    BasicSR model trains on a schedule; this one also resumes bit-exactly. OBProxSG's channel sparsity gets its
+    per-channel parameter groups (else VideoRecurrentModel's, with `train.flow_lr_mul`)."""
+
+    def setup_optimizers(self):
+        if uses_channel_groups(self.opt['train']['optim_g']):
+            setup_generator_optimizer(self)
+        else:
+            super().setup_optimizers()

@@ -1,30 +1,30 @@
-"""Builds the training loader from the options and the multigrid schedule (replaces basicsr's factory).
+"""Builds the training loader from the options and the multigrid schedule (used instead of basicsr's factory).
 
-BasicSR sizes its epoch loop from the first batch size and lets every loader pick its own shape; here
-the schedule decides the shape and batch of every iteration, and the sampler yields exactly `total_iter`
-batches in all, so the loop ends at `total_iter` even when the batch size changes between phases.
+BasicSR lets every loader pick its own shape and sizes epochs from one batch size; here the schedule decides the
+shape and batch of every iteration, and the sampler yields exactly the batches of iterations `start_iter` to
+`total_iter`, however the batch size changes between phases.
 """
 import random
 from functools import partial
-from os import path as osp
 
 import numpy as np
 import torch
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from basicsr_multigrid.archs.shape_limits import check_network_shapes
-from basicsr_multigrid.data.video_frames import read_video_meta_info
-from basicsr_multigrid.hooks import build_hooks
-from basicsr_multigrid.models.teacher import check_teacher
+from basicsr_multigrid.archs.shape_limits import network_shape_limits
 from basicsr_multigrid.multigrid.sampler import ScheduledShapeBatchSampler
-from basicsr_multigrid.multigrid.schedule import MultigridSchedule
+from basicsr_multigrid.multigrid.schedule import MultigridSchedule, ScheduleError
 from basicsr_multigrid.utils.errors import OptionError
 
 
 def build_schedule(opt, clips=None):
     """The schedule of a run, checked against the network's limits and, when given, the training clips."""
-    schedule = MultigridSchedule.from_options(opt)
+    return check_schedule(MultigridSchedule.from_options(opt), opt, clips)
+
+
+def check_schedule(schedule, opt, clips=None):
+    """Raise ScheduleError naming the key if the network or the clips cannot take every phase; else the schedule."""
     data_limits = {}
     if clips:
         data_limits['max_lq_size'] = min((c.shape[0] // opt['scale'], c.shape[1] // opt['scale']) for c in clips)
@@ -33,28 +33,18 @@ def build_schedule(opt, clips=None):
     return schedule
 
 
-def preflight(opt):
-    """Check what can be checked of a training run before any folder is created: data roots, meta file,
-    the schedule against the network and the data, the hooks, this package's datasets, the teacher
-    checkpoint of a distillation run. Raises OptionError naming the key."""
-    if uses_scheduled_shapes(opt):
-        train_opt = opt['datasets']['train']
-        for key in ('dataroot_gt', 'dataroot_lq'):
-            if not osp.exists(str(train_opt.get(key))):
-                raise OptionError(f'datasets.train.{key}: not found: {train_opt.get(key)}')
-        build_schedule(opt, read_video_meta_info(train_opt['meta_info_file']))
-    build_hooks(opt.get('train', {}).get('hooks'))
-    for dataset_opt in opt['datasets'].values():
-        _check_own_dataset(dataset_opt)
-    check_teacher(opt)
-
-
-def _check_own_dataset(dataset_opt):
-    """Construct this package's datasets once: option keys, frame files and shapes, nothing decoded. Not via
-    basicsr's build_dataset, whose logging would initialise the root logger before its log file exists."""
-    dataset_cls = dataset_class(dataset_opt)
-    if dataset_cls.__module__.startswith('basicsr_multigrid.'):
-        dataset_cls(dataset_opt)
+def check_network_shapes(schedule, network_opt, **data_limits):
+    """Raise ScheduleError naming the key to change if the network (its declared ShapeLimits) or the data
+    cannot take every phase."""
+    limits = network_shape_limits(network_opt)
+    schedule.check_limits(min_num_frame=limits.min_num_frame, lq_size_multiple=limits.lq_size_multiple,
+                          model_name=network_opt.get('type', ''), **data_limits)
+    lengths = sorted({phase.num_frame for phase in schedule.phases})
+    if limits.fixed_num_frame is not None and lengths != [limits.fixed_num_frame]:
+        raise ScheduleError(f"train.multigrid.temporal_fractions: {network_opt['type']} is built for "
+                            f'{limits.fixed_num_frame}-frame clips (network_g.num_frame) but the schedule uses '
+                            f'{lengths}; use temporal_fractions: [1.0] and datasets.train.num_frame: '
+                            f'{limits.fixed_num_frame}')
 
 
 def _seed_worker(worker_id, seed):
@@ -78,17 +68,18 @@ def build_train_loader(opt, train_set, schedule, start_iter=0):
     return loader, sampler
 
 
-def create_train_val_dataloader(opt, logger, start_iter=0):
-    """Same contract as `basicsr.train.create_train_val_dataloader`, driven by the multigrid schedule."""
+def create_train_val_dataloader(opt, logger, schedule, start_iter=0):
+    """Same contract as `basicsr.train.create_train_val_dataloader`, driven by the multigrid schedule: the
+    train loader yields the batches of iterations `start_iter` to `total_iter` at their scheduled shapes."""
     train_loader = train_sampler = total_epochs = total_iters = None
     val_loaders = []
     for phase, dataset_opt in opt['datasets'].items():
         if phase == 'train':
             train_set = build_dataset(dataset_opt)
-            schedule = build_schedule(opt, train_set.clips)
+            check_schedule(schedule, opt, train_set.clips)
             train_loader, train_sampler = build_train_loader(opt, train_set, schedule, start_iter)
             total_iters = schedule.total_iter
-            total_epochs = train_sampler.num_epochs - 1  # BasicSR loops over range(start_epoch, total_epochs + 1)
+            total_epochs = train_sampler.num_epochs - 1  # basicsr's factory's convention (epochs 0..total_epochs)
             logger.info(f'Training statistics:\n\tNumber of train clips x start frames: {len(train_set)}'
                         f'\n\tWorld size: {opt["world_size"]}\n\tIterations per epoch: '
                         f'{train_sampler.iters_per_epoch}\n\tTotal epochs: {train_sampler.num_epochs}; '
@@ -109,7 +100,6 @@ def uses_scheduled_shapes(opt):
     if train_opt is None:
         return False
     return getattr(dataset_class(train_opt), 'accepts_shaped_indices', False)
-
 
 
 def dataset_class(dataset_opt):

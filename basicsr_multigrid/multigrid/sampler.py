@@ -24,9 +24,9 @@ class ShapedIndex(NamedTuple):
 
 
 class ScheduledShapeBatchSampler:
-    """Yields lists of `ShapedIndex` for BasicSR's epoch loop.
+    """Yields lists of `ShapedIndex`, one per iteration, epoch by epoch.
 
-    BasicSR calls `set_epoch(e)` before iterating. Epoch e covers iterations
+    The runner calls `set_epoch(e)` before iterating. Epoch e covers iterations
     `[e * iters_per_epoch, (e + 1) * iters_per_epoch)`, clipped to `[start_iter, total_iter)`, where
     `iters_per_epoch` is one pass over the enlarged dataset at the base batch size.
     """

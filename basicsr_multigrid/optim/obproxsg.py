@@ -41,6 +41,9 @@ class OBProxSG(torch.optim.Optimizer):
             raise ValueError('OBProxSG: weight_decay is not supported (the L1 term is the regulariser)')
         defaults = dict(lr=lr, lambda_=lambda_, epsilon=epsilon, channel_dim=None)
         super().__init__(params, defaults)
+        if sparsity == 'channel' and all(group['channel_dim'] is None for group in self.param_groups):
+            raise ValueError('OBProxSG: sparsity channel needs parameter groups with a channel_dim (see '
+                             'channel_sparsity_param_groups); none of these has one')
         self.prox_iters = prox_iters
         self.sparsity = sparsity
         self.step_count = 0  # decides the phase; saved in the state dict so a resumed run keeps its phase

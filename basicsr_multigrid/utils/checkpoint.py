@@ -1,8 +1,6 @@
-"""Checkpoint files that survive a kill at any moment and load with torch's `weights_only=True`.
-
-Writes go to a temporary file in the same folder, are flushed to disk and renamed over the target, so a reader
-sees the old file or the new one, never half of one. Saved states hold only tensors and Python primitives.
-"""
+"""Checkpoint contents that load with torch's `weights_only=True` (tensors and Python primitives, RNG states
+included), reading them back, and choosing the newest complete checkpoint of an experiment to resume from.
+Files are written with `utils.atomic_io.atomic_torch_save`, so a kill never leaves half a checkpoint."""
 import os
 import random
 import warnings
@@ -11,25 +9,6 @@ from os import path as osp
 
 import numpy as np
 import torch
-
-SAVE_ATTEMPTS = 3
-
-
-def atomic_torch_save(obj, path):
-    temporary = f'{path}.tmp{os.getpid()}'
-    for attempt in range(1, SAVE_ATTEMPTS + 1):
-        try:
-            with open(temporary, 'wb') as f:
-                torch.save(obj, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, path)
-            return
-        except OSError:
-            if osp.exists(temporary):
-                os.remove(temporary)
-            if attempt == SAVE_ATTEMPTS:
-                raise
 
 
 def to_primitives(value):
@@ -95,3 +74,27 @@ def readable_checkpoint(path):
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         return reason if 'Weights only load failed' not in reason else None
     return None
+
+
+def latest_training_state(experiment_root):
+    """Path of the newest ``<iter>.state`` under ``experiment_root/training_states`` whose state and model files
+    are complete, or None. Skipped files are named in a warning."""
+    state_dir = osp.join(experiment_root, 'training_states')
+    if not osp.isdir(state_dir):
+        return None
+    iters = sorted((int(name[:-len('.state')]) for name in os.listdir(state_dir)
+                    if name.endswith('.state') and name[:-len('.state')].isdigit()), reverse=True)
+    for it in iters:
+        files = [osp.join(state_dir, f'{it}.state')] + _model_files(experiment_root, it)
+        bad = [(file, reason) for file, reason in ((file, readable_checkpoint(file)) for file in files) if reason]
+        if not bad:
+            return files[0]
+        warnings.warn(f'auto_resume: skipping iteration {it}: {bad[0][0]} is unusable ({bad[0][1]})', stacklevel=2)
+    return None
+
+
+def _model_files(experiment_root, it):
+    models = osp.join(experiment_root, 'models')
+    names = os.listdir(models) if osp.isdir(models) else []
+    files = [osp.join(models, n) for n in sorted(names) if n.endswith(f'_{it}.pth')]
+    return files or [osp.join(models, f'net_g_{it}.pth')]

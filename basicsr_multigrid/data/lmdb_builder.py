@@ -19,6 +19,8 @@ import cv2
 import lmdb
 import numpy as np
 
+from basicsr_multigrid.data.video_frames import VideoDataError, meta_info_line, read_video_meta_info
+from basicsr_multigrid.utils.atomic_io import write_text_atomic
 from basicsr_multigrid.utils.errors import OptionError
 
 IMAGE_META = 'meta_info.txt'  # BasicSR's per-image meta: `key.png (h,w,c) compress_level`
@@ -220,16 +222,9 @@ def _write_meta_files(env, folder, clips, compress_level):
                 raise LmdbBuildError(f'clip {clip.name}: frame {clip.frames[odd]} is {shapes[odd]}, '
                                      f'frame {clip.frames[0]} is {shapes[0]}; frames of a clip must match')
             h, w, c = shapes[0]
-            clip_lines.append(f'{clip.name} {len(clip.frames)} ({h},{w},{c})\n')
+            clip_lines.append(meta_info_line(clip.name, len(clip.frames), (h, w, c)))
     write_text_atomic(osp.join(folder, IMAGE_META), image_lines)
     write_text_atomic(osp.join(folder, CLIP_META), clip_lines)
-
-
-def write_text_atomic(file, lines):
-    temporary = f'{file}.tmp{os.getpid()}'
-    with open(temporary, 'w') as f:
-        f.writelines(lines)
-    os.replace(temporary, file)
 
 
 def _replace(out_path, partial):
@@ -331,7 +326,6 @@ def _check_value(key, value, shape):
 
 
 def _check_clip_meta(clip_meta_file, expected):
-    from basicsr_multigrid.data.video_frames import VideoDataError, read_video_meta_info
     try:
         clips = read_video_meta_info(clip_meta_file)
     except VideoDataError as error:

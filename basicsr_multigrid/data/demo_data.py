@@ -23,7 +23,7 @@ import numpy as np
 
 from basicsr.metrics import calculate_psnr
 
-from basicsr_multigrid.data.video_frames import read_video_meta_info
+from basicsr_multigrid.data.video_frames import meta_info_line, read_video_meta_info
 
 SCALE = 4
 # One clip per photo. Val photos are never used for training (disjoint content, not just other frames).
@@ -239,7 +239,7 @@ def _build(root, size, frames_per_split, seed):
                 lq = _to_uint8(imresize_bicubic(gt / 255.0, 1 / SCALE))
                 _write_png(os.path.join(gt_dir, f'{t:08d}.png'), gt)
                 _write_png(os.path.join(lq_dir, f'{t:08d}.png'), lq)
-            meta.append(f'{clip} {n} ({size},{size},3)\n')
+            meta.append(meta_info_line(clip, n, (size, size, 3)))
             info['clips'][clip] = {'split': split, 'photo': name, 'photo_hw': list(photo.shape[:2]),
                                    'motion': motion}
             idx += 1
@@ -255,7 +255,7 @@ def _build(root, size, frames_per_split, seed):
 
 def _write_lmdbs(root):
     from basicsr_multigrid.data.dataset_layouts import folder_clips
-    from basicsr_multigrid.utils.lmdb_builder import build_lmdb
+    from basicsr_multigrid.data.lmdb_builder import build_lmdb
     for split in ('train', 'val'):
         for side in ('GT', 'LQ'):
             build_lmdb(os.path.join(root, split, f'{side}.lmdb'), folder_clips(os.path.join(root, split, side)),

@@ -1,0 +1,148 @@
+"""Knowledge distillation as a part that composes with a model class that trains `net_g` on `lq` / `gt`:
+`DistillationMixin` before FrameInterpolationModel or MultigridVideoRecurrentModel (see
+knowledge_distillation_model.py for the registered combinations)."""
+from collections import OrderedDict
+
+import torch
+from basicsr.losses import build_loss
+from basicsr.utils import get_root_logger
+
+from basicsr_multigrid.models.feature_distillation import FeatureDistillation
+from basicsr_multigrid.models.teacher import load_teacher, require_teacher_for_distillation
+from basicsr_multigrid.utils.errors import OptionError
+
+
+class DistillationMixin:
+    """Trains `network_g` (the student) against the ground truth and against a frozen `network_t` (the teacher).
+
+    - The teacher is built from `network_t`, loaded from `path.pretrain_network_t` (`param_key_t`, default
+      `params`; a key mismatch is a one-line error naming the first keys), frozen and kept in eval mode: its
+      outputs are targets, computed without gradients. (The ST-MFNet Mini reference ran it in train mode, with
+      batch statistics; eval mode makes the targets independent of the batch.)
+    - Loss = sum of `train.pixel_opt` losses (student vs ground truth, logged `l_gt`) + `train.distill_opt` losses
+      (student vs teacher, `l_distill`) + optional `train.feature_distill_opt` (`l_feature`, see
+      feature_distillation). Each of the first two is one BasicSR loss mapping or a list of them. Seed recipe:
+      pixel_opt LaplacianPyramidLoss weight 0.1, distill_opt LaplacianPyramidLoss weight 1.0.
+    - Without `network_t` it trains the network on `pixel_opt` alone (the no-distillation baseline).
+    - `validate_teacher` is its own step: the runner calls it once per validation set, logged `<name>_teacher`.
+    """
+    net_t = None  # also when testing (test.py): init_training_settings, which loads the teacher, does not run
+    teacher_under_test = False
+
+    def init_training_settings(self):
+        self.net_g.train()
+        if self.opt['train'].get('ema_decay', 0) > 0:
+            raise OptionError('train.ema_decay: not supported with distillation')
+        self.ema_decay = 0
+        require_teacher_for_distillation(self.opt)
+        self.net_t = load_teacher(self.opt, self.device)
+        if self.net_t is not None:
+            get_root_logger().info(f"Teacher {self.opt['network_t']['type']} loaded from "
+                                   f"{self.opt['path']['pretrain_network_t']} (frozen, eval mode)")
+        self.gt_losses = self._build_losses('pixel_opt')
+        self.distill_losses = self._build_losses('distill_opt')
+        if not self.gt_losses and not self.distill_losses:
+            raise OptionError('train.pixel_opt: no loss configured (give pixel_opt and/or distill_opt)')
+        self.feature_distillation = None
+        if self.opt['train'].get('feature_distill_opt'):
+            self.feature_distillation = FeatureDistillation(
+                self.opt['train']['feature_distill_opt'], self.get_bare_model(self.net_g), self.net_t).to(self.device)
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def _build_losses(self, key):
+        spec = self.opt['train'].get(key)
+        if spec is None:
+            return []
+        specs = spec if isinstance(spec, list) else [spec]
+        if not all(isinstance(s, dict) and 'type' in s for s in specs):
+            raise OptionError(f'train.{key}: expected a loss mapping with a type, or a list of them')
+        return [build_loss(dict(s)).to(self.device) for s in specs]
+
+    def prepare_step(self, current_iter):
+        """Before each step: nothing here; video students keep their flow network fixed at first."""
+
+    def optimize_parameters(self, current_iter):
+        self.prepare_step(current_iter)
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq)
+        loss_dict = OrderedDict()
+        total = 0
+        for index, loss in enumerate(self.gt_losses):
+            loss_dict[_loss_name('l_gt', index, self.gt_losses)] = value = loss(self.output, self.gt)
+            total = total + value
+        if self.net_t is not None:
+            with torch.no_grad():
+                teacher_output = self.net_t(self.lq)
+            for index, loss in enumerate(self.distill_losses):
+                name = _loss_name('l_distill', index, self.distill_losses)
+                loss_dict[name] = value = loss(self.output, teacher_output)
+                total = total + value
+            if self.feature_distillation is not None:
+                loss_dict['l_feature'] = value = self.feature_distillation()
+                total = total + value
+        total.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if hasattr(self.optimizer_g, 'density'):
+            self.log_dict['density'] = self.optimizer_g.density()
+
+    def validate_teacher(self, dataloader, current_iter, tb_logger):
+        """Validate the teacher on `dataloader`, reported as `<name>_teacher` (the dataset itself is unchanged).
+        Returns False, validating nothing, without a teacher."""
+        if self.net_t is None:
+            return False
+        self.teacher_under_test = True
+        try:
+            self.validation(RenamedLoader(dataloader, f"{dataloader.dataset.opt['name']}_teacher"), current_iter,
+                            tb_logger, save_img=False)
+        finally:
+            self.teacher_under_test = False
+        return True
+
+    def test(self):
+        """The student as the base model tests it; the teacher plainly, one forward pass (no `val.flip_seq`)."""
+        if not self.teacher_under_test:
+            return super().test()
+        with torch.no_grad():
+            self.output = self.net_t(self.lq)
+        self.center_frame_only = self.opt['val'].get('center_frame_only', False)  # video validation reads it
+        if self.center_frame_only and self.output.dim() == 5:
+            self.output = self.output[:, self.lq.size(1) // 2]
+
+
+def _loss_name(prefix, index, losses):
+    return prefix if len(losses) == 1 else f'{prefix}_{index}'
+
+
+class RenamedDataset:
+    """A validation dataset seen under another name (everything else is the dataset's own)."""
+
+    def __init__(self, dataset, name):
+        self.dataset = dataset
+        self.opt = dict(dataset.opt, name=name)
+
+    def __getattr__(self, attribute):
+        if attribute == 'dataset':  # not set yet (copy / unpickle)
+            raise AttributeError(attribute)
+        return getattr(self.dataset, attribute)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset[index]
+
+
+class RenamedLoader:
+    """A validation loader whose dataset is seen under another name; iterates the loader itself."""
+
+    def __init__(self, loader, name):
+        self.loader = loader
+        self.dataset = RenamedDataset(loader.dataset, name)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+    def __len__(self):
+        return len(self.loader)

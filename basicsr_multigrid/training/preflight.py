@@ -1,0 +1,61 @@
+"""Checks of a training run that need no experiment folder: run before anything is written, so a bad option
+ends the run with one line naming the key and nothing on disk changes."""
+from os import path as osp
+
+from basicsr_multigrid.data.video_frames import read_video_meta_info
+from basicsr_multigrid.hooks import build_hooks
+from basicsr_multigrid.models.teacher import check_teacher
+from basicsr_multigrid.multigrid.dataloader import build_schedule, dataset_class, uses_scheduled_shapes
+from basicsr_multigrid.utils.errors import OptionError
+
+
+def preflight(opt):
+    """Data roots, meta file, the schedule against the network and the data, the hooks, this package's datasets,
+    the teacher checkpoint of a distillation run. Raises OptionError naming the key. Returns the run's multigrid
+    schedule (checked), or None when the training set has fixed shapes (basicsr's own datasets)."""
+    train_opt = opt['datasets'].get('train', {})
+    schedule = None
+    if uses_scheduled_shapes(opt):
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            if not osp.exists(str(train_opt.get(key))):
+                raise OptionError(f'datasets.train.{key}: not found: {train_opt.get(key)}')
+        schedule = build_schedule(opt, read_video_meta_info(train_opt['meta_info_file']))
+    elif opt['train'].get('multigrid') is not None:
+        raise OptionError(f"datasets.train.type: {train_opt.get('type')} cannot change shapes per batch; use "
+                          'MultigridPairedVideoDataset with train.multigrid')
+    elif (opt['train'].get('scheduler') or {}).get('periods') == 'stages':
+        raise OptionError('train.scheduler.periods: "stages" needs a multigrid schedule (MultigridPairedVideoDataset)')
+    for index, hook in enumerate(build_hooks(opt['train'].get('hooks'))):
+        if schedule is None and getattr(hook, 'needs_schedule', False):
+            raise OptionError(f'train.hooks[{index}] ({type(hook).__name__}): needs a multigrid schedule '
+                              '(datasets.train.type: MultigridPairedVideoDataset)')
+    _check_loop_options(opt)
+    for phase, dataset_opt in opt['datasets'].items():
+        if phase != 'train' and phase.split('_')[0] != 'val':
+            raise OptionError(f'datasets.{phase}: unknown dataset phase; use train, val or val_<n>')
+        _check_own_dataset(dataset_opt)
+    check_teacher(opt)
+    return schedule
+
+
+def _check_loop_options(opt):
+    """The keys the loop reads, and the prefetcher, so that they cannot fail once folders exist."""
+    for section, key in (('logger', 'print_freq'), ('logger', 'save_checkpoint_freq')) + (
+            (('val', 'val_freq'),) if opt.get('val') is not None else ()):
+        value = (opt.get(section) or {}).get(key)
+        if not isinstance(value, int) or value < 1:
+            raise OptionError(f'{section}.{key}: must be a positive integer, got {value!r}')
+    train_opt = opt['datasets'].get('train', {})
+    mode = train_opt.get('prefetch_mode')
+    if mode not in (None, 'cpu', 'cuda'):
+        raise OptionError(f'datasets.train.prefetch_mode: {mode!r} is not one of ~, cpu, cuda')
+    if mode == 'cuda' and train_opt.get('pin_memory') is not True:
+        raise OptionError('datasets.train.pin_memory: must be true with prefetch_mode: cuda')
+
+
+def _check_own_dataset(dataset_opt):
+    """Construct this package's datasets once: option keys, frame files and shapes, nothing decoded. Not via
+    basicsr's build_dataset, whose logging would initialise the root logger before its log file exists."""
+    dataset_cls = dataset_class(dataset_opt)
+    if dataset_cls.__module__.startswith('basicsr_multigrid.'):
+        dataset_cls(dataset_opt)

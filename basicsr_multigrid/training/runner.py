@@ -1,0 +1,227 @@
+"""One training run as explicit code, modelled on basicsr 1.4.2's `train_pipeline` and calling the same model API
+(`feed_data`, `optimize_parameters`, `update_learning_rate`, `validation`, `save`, `resume_training`), so stock
+BasicSR models and users' own `BaseModel` subclasses train unchanged.
+
+    options -> preflight -> resume state -> loaders (from the start iteration) -> model -> loop -> final save
+
+One iteration, in `TrainingRun.train`: fetch the batch -> hooks `before_train_iter` -> LR = scheduled x hook
+factors -> `feed_data` -> `optimize_parameters` -> hooks `after_train_iter` -> log / save / validate (hooks
+`after_val`). After the last iteration: save the latest weights, validate once more (as BasicSR does), hooks
+`after_run`.
+"""
+import logging
+import time
+from os import path as osp
+
+import torch
+from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
+from basicsr.models import build_model
+from basicsr.train import create_train_val_dataloader as create_fixed_shape_loaders
+from basicsr.train import init_tb_loggers
+from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_dirs, mkdir_and_rename
+from basicsr.utils.options import copy_opt_file, dict2str, parse_options
+
+from basicsr_multigrid.hooks import build_hooks, sort_by_priority
+from basicsr_multigrid.hooks.multigrid_lr_hook import MultigridLRHook
+from basicsr_multigrid.multigrid import dataloader as multigrid_loaders
+from basicsr_multigrid.training.cli import prepare_argv
+from basicsr_multigrid.training.learning_rate import LearningRates, hook_lr_factor, resolve_scheduler_options
+from basicsr_multigrid.training.preflight import preflight
+from basicsr_multigrid.training.recorder import RunRecorder
+from basicsr_multigrid.training.resume import load_resume_state
+
+
+def train_pipeline(root_path, argv=None):
+    """`python basicsr_multigrid/train.py -opt X.yml [...]`, with experiments under `root_path`."""
+    prepare_argv(argv)
+    opt, args = parse_options(root_path, is_train=True)  # also seeds the RNGs and joins the process group
+    opt['root_path'] = root_path
+    torch.backends.cudnn.benchmark = True
+
+    schedule = preflight(opt)
+    resume_state = load_resume_state(opt)
+    if resume_state is None:
+        make_exp_dirs(opt)
+        if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
+            mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
+    copy_opt_file(args.opt, opt['path']['experiments_root'])
+    log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{get_time_str()}.log")
+    logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
+    logger.info(get_env_info())
+    logger.info(dict2str(opt))
+    tb_logger = init_tb_loggers(opt)
+
+    start_iter = resume_state['iter'] if resume_state else 0
+    if schedule is not None:
+        resolve_scheduler_options(opt, schedule)
+        loaders = multigrid_loaders.create_train_val_dataloader(opt, logger, schedule, start_iter)
+    else:
+        loaders = create_fixed_shape_loaders(opt, logger)
+    train_loader, train_sampler, val_loaders, _, _ = loaders
+
+    model = build_model(opt)
+    if resume_state:
+        model.resume_training(resume_state)
+        logger.info(f"Resuming training from epoch: {resume_state['epoch']}, iter: {resume_state['iter']}.")
+    run = TrainingRun(opt, model, schedule, train_loader, train_sampler, val_loaders, logger, tb_logger,
+                      start_epoch=resume_state['epoch'] if resume_state else 0, start_iter=start_iter)
+    run.train()
+    if tb_logger:
+        tb_logger.close()
+
+
+class TrainingRun:
+    """The loop of one run. Hooks see it as their `runner`: `model`, `schedule`, `phase`, `iter` (0-based,
+    iterations completed, mmengine's convention), `epoch`, `max_iters`, `world_size`, `base_batch_size`."""
+
+    def __init__(self, opt, model, schedule, train_loader, train_sampler, val_loaders, logger, tb_logger=None,
+                 start_epoch=0, start_iter=0):
+        self.opt, self.model, self.schedule = opt, model, schedule
+        self.train_loader, self.train_sampler, self.val_loaders = train_loader, train_sampler, val_loaders
+        self.logger, self.tb_logger = logger, tb_logger
+        self.epoch, self.start_epoch = start_epoch, start_epoch
+        self.current_iter = self.start_iter = start_iter  # BasicSR's 1-based count of finished iterations
+        self.max_iters = int(opt['train']['total_iter'])
+        self.max_epochs = None
+        self.world_size = opt.get('world_size', 1)
+        self.hooks = build_hooks(opt['train'].get('hooks'))
+        if schedule is not None and not any(isinstance(hook, MultigridLRHook) for hook in self.hooks):
+            self.hooks = sort_by_priority(self.hooks + [MultigridLRHook()])
+        self.learning_rates = LearningRates(model, warmup_iter=opt['train'].get('warmup_iter', -1))
+        self.recorder = RunRecorder(opt, schedule, logger, tb_logger, start_iter, writes=opt['rank'] == 0)
+        self.prefetcher = make_prefetcher(train_loader, opt)
+        self.skipped_items = 0  # training items replaced because of bad frames (datasets.train.on_bad_frame)
+        self.validation_seconds = 0.0
+        self.teacher_validated = set()
+
+    @property
+    def iter(self):
+        return self.current_iter - 1
+
+    @property
+    def phase(self):
+        return self.schedule.phase_at(self.iter) if self.schedule is not None else None
+
+    @property
+    def base_batch_size(self):
+        if self.schedule is not None:
+            return self.schedule.base_batch_size
+        return self.opt['datasets']['train']['batch_size_per_gpu']
+
+    def train(self):
+        self.logger.info(f'Start training from epoch: {self.epoch}, iter: {self.current_iter}')
+        self.loop_start = time.perf_counter()
+        batches = self.batches()
+        while self.current_iter < self.max_iters:
+            fetch_start = time.perf_counter()
+            self.epoch, batch = next(batches)
+            step_start = time.perf_counter()
+            self.current_iter += 1
+            self.call_hooks('before_train_iter', batch_idx=self.iter, data_batch=batch)
+            self.learning_rates.set_for_iteration(self.current_iter, hook_lr_factor(self.hooks, self))
+            self.skipped_items += int(batch['skipped'].sum()) if 'skipped' in batch else 0
+            self.model.feed_data(batch)
+            self.model.optimize_parameters(self.current_iter)
+            step_end = time.perf_counter()
+            self.recorder.record_step(self.iter, step_start - fetch_start, step_end - step_start)
+            self.call_hooks('after_train_iter', batch_idx=self.iter, data_batch=self.network_batch(batch),
+                            outputs=self.model.get_current_log())
+            if self.current_iter == self.start_iter + 1:
+                self.recorder.reset_clock()
+            if self.current_iter % self.opt['logger']['print_freq'] == 0:
+                self.log_iteration(step_end - step_start, step_start - fetch_start)
+            if self.current_iter % self.opt['logger']['save_checkpoint_freq'] == 0:
+                self.logger.info('Saving models and training states.')
+                self.save(self.epoch, self.current_iter)
+            if self.opt.get('val') is not None and self.current_iter % self.opt['val']['val_freq'] == 0:
+                self.validate()
+        self.finish()
+
+    def batches(self):
+        """(epoch, batch) for as long as the loop asks, epoch after epoch from the run's start epoch."""
+        epoch = self.start_epoch
+        empty_epochs = 0
+        while True:
+            self.train_sampler.set_epoch(epoch)
+            self.prefetcher.reset()
+            batch = self.prefetcher.next()
+            empty_epochs = empty_epochs + 1 if batch is None else 0
+            if empty_epochs > 1:
+                raise RuntimeError(f'the training loader ran out of batches at iteration {self.current_iter}')
+            while batch is not None:
+                yield epoch, batch
+                batch = self.prefetcher.next()
+            epoch += 1
+
+    def network_batch(self, batch):
+        """What the network received this iteration: the model's `lq` / `gt` when it keeps them."""
+        return {key: getattr(self.model, key, batch.get(key)) for key in ('lq', 'gt') if key in batch}
+
+    def log_iteration(self, seconds, data_seconds):
+        extra = {'skipped_items': self.skipped_items} if self.skipped_items else {}
+        self.recorder.record_iteration(epoch=self.epoch, current_iter=self.current_iter,
+                                       lrs=self.model.get_current_learning_rate(), losses=self.model.get_current_log(),
+                                       lq=getattr(self.model, 'lq', None), seconds=seconds, data_seconds=data_seconds,
+                                       extra=extra)
+
+    def save(self, epoch, current_iter):
+        self.model.save(epoch, current_iter)
+        self.recorder.write_phase_timing()
+
+    def validate(self):
+        """Every validation set: the teacher once (distillation models), then the trained network."""
+        if len(self.val_loaders) > 1:
+            self.logger.warning('Multiple validation datasets are *only* supported by SRModel.')  # as BasicSR warns
+        started = time.perf_counter()
+        training_seconds = started - self.loop_start - self.validation_seconds
+        for val_loader in self.val_loaders:
+            name = val_loader.dataset.opt['name']
+            if hasattr(self.model, 'validate_teacher') and name not in self.teacher_validated:
+                self.teacher_validated.add(name)
+                if self.model.validate_teacher(val_loader, self.current_iter, self.tb_logger):
+                    self.record_metrics(f'{name}_teacher', training_seconds)
+            self.model.validation(val_loader, self.current_iter, self.tb_logger, self.opt['val'].get('save_img', False))
+            self.record_metrics(name, training_seconds)
+        self.validation_seconds += time.perf_counter() - started
+        self.recorder.write_phase_timing()
+        self.call_hooks('after_val')
+
+    def record_metrics(self, dataset_name, training_seconds):
+        metrics = mean_metric_values(self.model)
+        if metrics is not None:
+            self.recorder.record_validation(self.current_iter, dataset_name, training_seconds, metrics)
+
+    def finish(self):
+        elapsed = time.perf_counter() - self.loop_start
+        self.logger.info(f'End of training. Time consumed: {elapsed:.0f} s')
+        self.logger.info('Save the latest model.')
+        self.save(epoch=-1, current_iter=-1)  # BasicSR's "latest" files
+        if self.opt.get('val') is not None:
+            self.validate()
+        self.call_hooks('after_run')
+
+    def call_hooks(self, event, **kwargs):
+        for hook in self.hooks:
+            getattr(hook, event)(self, **kwargs)
+
+
+def make_prefetcher(loader, opt):
+    """BasicSR's prefetchers (preflight checked the mode); `prefetch_mode: cuda` falls back to the CPU one on a
+    machine without CUDA (B7)."""
+    if opt['datasets']['train'].get('prefetch_mode') == 'cuda' and opt.get('num_gpu', 0) and torch.cuda.is_available():
+        return CUDAPrefetcher(loader, opt)
+    return CPUPrefetcher(loader)
+
+
+def mean_metric_values(model):
+    """The dataset value of each metric of the last validation, as BasicSR logs it: the mean over images (image
+    models), or the mean over clips of the per-clip mean over frames (video models). None without metrics."""
+    names = list((model.opt.get('val') or {}).get('metrics') or {})
+    results = getattr(model, 'metric_results', None)
+    if not names or not results:
+        return None
+    if all(isinstance(value, torch.Tensor) and value.dim() == 2 for value in results.values()):
+        per_clip = [values.mean(dim=0) for values in results.values()]
+        means = sum(per_clip) / len(per_clip)
+        return {name: means[i].item() for i, name in enumerate(names)}
+    return {name: float(results[name]) for name in names}
