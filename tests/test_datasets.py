@@ -14,7 +14,7 @@ from basicsr_multigrid.data.multigrid_paired_video_dataset import MultigridPaire
 from basicsr_multigrid.data.paired_video_test_dataset import PairedVideoTestDataset
 from basicsr_multigrid.data.video_frames import VideoDataError, read_video_meta_info
 from basicsr_multigrid.multigrid.sampler import ShapedIndex
-from basicsr_multigrid.data.demo_data import imresize_bicubic
+from basicsr_multigrid.data.bicubic import imresize_bicubic
 from basicsr_multigrid.data.lmdb_builder import build_lmdb
 from tests.conftest import train_dataset_options
 

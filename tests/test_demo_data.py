@@ -12,6 +12,8 @@ from basicsr.metrics import calculate_psnr
 
 from basicsr_multigrid.data.video_frames import read_video_meta_info
 from basicsr_multigrid.data import demo_data as dd
+from basicsr_multigrid.data.bicubic import imresize_bicubic
+from basicsr_multigrid.data.video_folder import bicubic_upscale_psnr
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(REPO, 'tools', 'make_demo_data.py')
@@ -69,7 +71,7 @@ def test_layout_meta_and_shapes(demo128):
     # LQ is exactly the MATLAB bicubic x4 downscale of the 8-bit GT frame.
     gt = _read_rgb(os.path.join(root, 'val', 'GT', '009_chelsea', '00000001.png'))
     lq = _read_rgb(os.path.join(root, 'val', 'LQ', '009_chelsea', '00000001.png'))
-    assert np.array_equal(lq, np.clip(np.rint(dd.imresize_bicubic(gt / 255.0, 0.25) * 255), 0, 255))
+    assert np.array_equal(lq, np.clip(np.rint(imresize_bicubic(gt / 255.0, 0.25) * 255), 0, 255))
 
 
 def test_motion_is_real_and_subpixel(demo128):
@@ -115,7 +117,7 @@ def test_imresize_matches_basicsr_matlab_imresize():
     rng = np.random.default_rng(0)
     for shape, scale in (((64, 64, 3), 0.25), ((67, 45, 3), 0.25), ((20, 17, 3), 2.0)):
         img = rng.random(shape)
-        ours, ref = dd.imresize_bicubic(img, scale), imresize(img, scale)
+        ours, ref = imresize_bicubic(img, scale), imresize(img, scale)
         assert ours.shape == ref.shape
         ours8 = np.clip(np.rint(ours * 255), 0, 255).astype(np.int64)
         ref8 = np.clip(np.rint(ref * 255), 0, 255).astype(np.int64)
@@ -124,17 +126,17 @@ def test_imresize_matches_basicsr_matlab_imresize():
 
 def test_imresize_close_to_area_downscale():
     img = dd._load_photo('astronaut')
-    ours = np.clip(np.rint(dd.imresize_bicubic(img / 255.0, 0.25) * 255), 0, 255).astype(np.uint8)
+    ours = np.clip(np.rint(imresize_bicubic(img / 255.0, 0.25) * 255), 0, 255).astype(np.uint8)
     area = cv2.resize(img, (128, 128), interpolation=cv2.INTER_AREA)
     assert calculate_psnr(ours, area, crop_border=0) > 35
 
 
 def test_bicubic_upscale_psnr_plausible(demo128):
     root, info = demo128
-    psnr = dd.bicubic_upscale_psnr(root, 'val')
+    psnr = bicubic_upscale_psnr(root, 'val')
     assert 20 < psnr < 40
     assert info['bicubic_val_psnr'] == pytest.approx(psnr, abs=1e-3)
-    assert 20 < dd.bicubic_upscale_psnr(root, 'train') < 40
+    assert 20 < bicubic_upscale_psnr(root, 'train') < 40
 
 
 def test_read_meta_info_reports_malformed_line(tmp_path):

@@ -172,7 +172,21 @@ def build_runs(args):
                 opt['train']['scheduler']['periods'] = [total_iter]
     if largebatch and largebatch > 1:
         runs.append((f'{runs[1][0]}_batch_x{largebatch}', largebatch_options(runs[1][1], largebatch)))
+    if args.data:
+        for _, opt in runs:
+            use_data(opt, args.data)
     return runs, args.val_points or preset.get('val_points', 6)
+
+
+def use_data(opt, data):
+    """Train and validate on a folder made by tools/make_demo_data.py or tools/make_video_dataset.py."""
+    data = osp.abspath(data)
+    for split in ('train', 'val'):
+        meta = osp.join(data, f'meta_info_{split}.txt')
+        if not osp.isfile(meta):
+            raise SystemExit(f'error: --data: {data} has no {split} split ({meta} not found)')
+        opt['datasets'][split].update(dataroot_gt=osp.join(data, split, 'GT'), dataroot_lq=osp.join(data, split, 'LQ'),
+                                      meta_info_file=meta)
 
 
 def main(argv=None):
@@ -182,6 +196,7 @@ def main(argv=None):
     parser.add_argument('--multigrid', action='append', help='multigrid option file (repeatable)')
     parser.add_argument('--largebatch', type=int, help='add a run with batch x K (0: none)')
     parser.add_argument('--total-iter', type=int, help='override total_iter of every run')
+    parser.add_argument('--data', help='dataset folder (tools/make_video_dataset.py, make_demo_data.py) for every run')
     parser.add_argument('--val-points', type=int, help='validations per run')
     parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'experiments', 'benchmarks'))
     parser.add_argument('--out', default='results.json')
@@ -217,11 +232,13 @@ def main(argv=None):
 
 
 def bicubic_psnr(opt):
-    """The demo data records its bicubic baseline; other data sets have none."""
-    info = osp.join(osp.dirname(opt['datasets']['val']['dataroot_gt'].rstrip('/')), os.pardir, 'demo_info.json')
-    if osp.isfile(info):
-        with open(info) as f:
-            return json.load(f).get('bicubic_val_psnr')
+    """The bicubic baseline on val that the demo data and make_video_dataset.py folders record; None elsewhere."""
+    root = osp.join(osp.dirname(opt['datasets']['val']['dataroot_gt'].rstrip('/')), os.pardir)
+    for name, read in (('demo_info.json', lambda info: info.get('bicubic_val_psnr')),
+                       ('dataset_info.json', lambda info: info.get('bicubic_psnr', {}).get('val'))):
+        if osp.isfile(osp.join(root, name)):
+            with open(osp.join(root, name)) as f:
+                return read(json.load(f))
     return None
 
 

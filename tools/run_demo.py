@@ -16,7 +16,7 @@ from basicsr_multigrid.multigrid.schedule import MultigridSchedule  # noqa: E402
 from basicsr_multigrid.training.cli import run_cli  # noqa: E402
 from basicsr_multigrid.training.recorder import read_run  # noqa: E402
 from basicsr_multigrid.training.runner import train_pipeline  # noqa: E402
-from basicsr_multigrid.data.demo_data import bicubic_upscale_psnr  # noqa: E402
+from basicsr_multigrid.data.video_folder import bicubic_upscale_psnr  # noqa: E402
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
 from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 

@@ -4,7 +4,7 @@ Why: the demo must train a video SR model in minutes without downloading REDS or
 is a synthetic camera move (sub-pixel pan with slight acceleration, slow zoom, small rotation) over a
 real photo, so frames carry real texture and consecutive frames are misaligned as in real video, which
 is what makes temporal alignment matter. LQ frames are made the way REDS/Vimeo LR frames are made:
-MATLAB-style antialiased bicubic x4 downscale of the 8-bit GT frames.
+MATLAB-style antialiased bicubic x4 downscale of the 8-bit GT frames (`video_folder.write_clip`).
 
 Layout (REDS-like, keys are ``clip/frame``)::
 
@@ -15,17 +15,15 @@ Layout (REDS-like, keys are ``clip/frame``)::
 import json
 import math
 import os
-import shutil
-import tempfile
 
 import cv2
 import numpy as np
 
-from basicsr.metrics import calculate_psnr
-
-from basicsr_multigrid.data.video_frames import meta_info_line, read_video_meta_info
+from basicsr_multigrid.data.bicubic import to_uint8
+from basicsr_multigrid.data.video_folder import bicubic_upscale_psnr, build_folder_atomically, write_clip
 
 SCALE = 4
+DEMO_INFO = 'demo_info.json'  # written last: marks a complete demo set
 # One clip per photo. Val photos are never used for training (disjoint content, not just other frames).
 TRAIN_PHOTOS = ('astronaut', 'rocket', 'motorcycle', 'hubble', 'ihc', 'camera', 'brick', 'grass', 'gravel')
 VAL_PHOTOS = ('chelsea', 'coffee')
@@ -37,7 +35,6 @@ ZOOM_TOTAL_MAX = 0.08  # scale factor goes 1 -> 1 +- 8% over the clip
 ROTATION_TOTAL_MAX_DEG = 3.0
 MIN_SIZE = 32
 _WARP_MARGIN = 2.0  # px kept inside the photo so the 4x4 cubic support never needs the reflected border
-
 
 
 def _load_photo(name):
@@ -60,65 +57,6 @@ def _load_photo(name):
     if img.ndim == 2:  # grayscale textures -> 3 identical channels so every clip is RGB
         img = np.repeat(img[:, :, None], 3, axis=2)
     return np.ascontiguousarray(img[:, :, :3]).astype(np.uint8)
-
-
-def _to_uint8(img):
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-
-
-# ----------------------------------------------------------------------------------------------------
-# MATLAB-style bicubic imresize
-# ----------------------------------------------------------------------------------------------------
-def _cubic(x, a=-0.5):
-    """Keys cubic convolution kernel (a=-0.5 as in MATLAB)."""
-    x = np.abs(x)
-    x2, x3 = x * x, x * x * x
-    near = ((a + 2) * x3 - (a + 3) * x2 + 1) * (x <= 1)
-    far = (a * x3 - 5 * a * x2 + 8 * a * x - 4 * a) * ((x > 1) & (x <= 2))
-    return near + far
-
-
-def _resize_taps(in_len, out_len, scale):
-    """Input indices and weights, both (out_len, taps), of a 1-D MATLAB bicubic resize."""
-    kernel_width = 4.0
-    stretch = 1.0
-    if scale < 1:  # antialiasing: widen the kernel by 1/scale when downscaling
-        kernel_width /= scale
-        stretch = scale
-    # Output pixel centre i (1-based) maps to u in 1-based input coordinates, MATLAB's convention.
-    u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
-    left = np.floor(u - kernel_width / 2)
-    taps = int(math.ceil(kernel_width)) + 2
-    idx = left[:, None] + np.arange(taps)[None, :]  # 1-based input indices
-    weights = stretch * _cubic((u[:, None] - idx) * stretch)
-    weights /= weights.sum(axis=1, keepdims=True)
-    # Symmetric boundary (edge pixel repeated, like MATLAB's padarray 'symmetric'), periodic in 2*in_len.
-    j = (idx - 1).astype(np.int64) % (2 * in_len)
-    j = np.where(j >= in_len, 2 * in_len - 1 - j, j)
-    return j, weights
-
-
-def _resize_axis(img, axis, scale):
-    x = np.moveaxis(img, axis, 0)
-    out_len = int(math.ceil(x.shape[0] * scale))
-    j, weights = _resize_taps(x.shape[0], out_len, scale)
-    bcast = (out_len,) + (1,) * (x.ndim - 1)
-    # Gather + weighted sum instead of a dense matrix product: no BLAS, so it is fast even where
-    # multi-threaded OpenBLAS thrashes on few cores, and bit-identical whatever the thread count.
-    out = np.zeros((out_len,) + x.shape[1:])
-    for k in range(j.shape[1]):
-        out += weights[:, k].reshape(bcast) * x[j[:, k]]
-    return np.moveaxis(out, 0, axis)
-
-
-def imresize_bicubic(img, scale):
-    """MATLAB ``imresize(img, scale, 'bicubic')`` (antialiased) for a float image in [0, 1].
-
-    ``img`` is HxW or HxWxC; output size is ceil(H*scale) x ceil(W*scale). Works in float64 and does not
-    round or clip (callers round to uint8 once, at the end).
-    """
-    img = np.asarray(img, dtype=np.float64)
-    return _resize_axis(_resize_axis(img, 0, scale), 1, scale)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -204,17 +142,12 @@ def _render_frame(photo, motion, t, n_frames, size):
     mat = np.hstack([lin, (centre - lin @ o)[:, None]])
     out = cv2.warpAffine(photo, mat, (size, size), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REFLECT)
-    return _to_uint8(out)
+    return to_uint8(out)
 
 
 # ----------------------------------------------------------------------------------------------------
 # Dataset builder
 # ----------------------------------------------------------------------------------------------------
-def _write_png(path, rgb):
-    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f'cv2.imwrite failed for {path}')
-
-
 def _build(root, size, frames_per_split, seed):
     info = {'seed': seed, 'size': size, 'scale': SCALE,
             'train_frames': frames_per_split['train'], 'val_frames': frames_per_split['val'],
@@ -229,17 +162,8 @@ def _build(root, size, frames_per_split, seed):
             rng = np.random.default_rng([seed, idx])
             photo = _prepare_photo(_load_photo(name), size)
             motion = _sample_motion(rng, photo.shape[:2], size, n)
-            gt_dir = os.path.join(root, split, 'GT', clip)
-            lq_dir = os.path.join(root, split, 'LQ', clip)
-            os.makedirs(gt_dir)
-            os.makedirs(lq_dir)
-            for t in range(n):
-                gt = _render_frame(photo, motion, t, n, size)
-                # LQ from the 8-bit GT, exactly as REDS/Vimeo LR frames are derived from their GT PNGs.
-                lq = _to_uint8(imresize_bicubic(gt / 255.0, 1 / SCALE))
-                _write_png(os.path.join(gt_dir, f'{t:08d}.png'), gt)
-                _write_png(os.path.join(lq_dir, f'{t:08d}.png'), lq)
-            meta.append(meta_info_line(clip, n, (size, size, 3)))
+            frames = (_render_frame(photo, motion, t, n, size) for t in range(n))
+            meta.append(write_clip(root, split, clip, frames, SCALE))
             info['clips'][clip] = {'split': split, 'photo': name, 'photo_hw': list(photo.shape[:2]),
                                    'motion': motion}
             idx += 1
@@ -247,7 +171,7 @@ def _build(root, size, frames_per_split, seed):
             f.writelines(meta)
     info['bicubic_val_psnr'] = round(bicubic_upscale_psnr(root, 'val'), 4)
     # Written last: its presence marks a complete dataset (and lets --overwrite recognise one).
-    with open(os.path.join(root, 'demo_info.json'), 'w') as f:
+    with open(os.path.join(root, DEMO_INFO), 'w') as f:
         json.dump(info, f, indent=1)
         f.write('\n')
     return info
@@ -275,58 +199,12 @@ def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0,
         raise ValueError(f'size must be a multiple of {SCALE} and >= {MIN_SIZE}, got {size}')
     if train_frames < 2 or val_frames < 2:
         raise ValueError(f'need at least 2 frames per clip, got train={train_frames} val={val_frames}')
-    out_dir = os.path.abspath(out_dir)
-    replace = False
-    if os.path.lexists(out_dir):
-        if not os.path.isdir(out_dir) or os.path.islink(out_dir):
-            raise FileExistsError(f'{out_dir} exists and is not a directory')
-        if os.listdir(out_dir):
-            if not overwrite:
-                raise FileExistsError(f'{out_dir} exists and is not empty (use --overwrite to replace it)')
-            if not os.path.isfile(os.path.join(out_dir, 'demo_info.json')):
-                raise FileExistsError(f'{out_dir} is not a demo dataset (no demo_info.json); '
-                                      'refusing to replace it, remove it yourself')
-            replace = True
-    parent, base = os.path.split(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{base}.building-', dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the final dir normal permissions
-    try:
-        info = _build(tmp, size, {'train': train_frames, 'val': val_frames}, seed)
+    frames_per_split = {'train': train_frames, 'val': val_frames}
+
+    def build(folder):
+        info = _build(folder, size, frames_per_split, seed)
         if lmdb:
-            _write_lmdbs(tmp)
-        if replace:
-            old = tempfile.mkdtemp(prefix=f'.{base}.old-', dir=parent)
-            os.rename(out_dir, old)  # replaces the empty placeholder dir
-            os.rename(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            if os.path.isdir(out_dir):
-                os.rmdir(out_dir)  # empty
-            os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return info
+            _write_lmdbs(folder)
+        return info
 
-
-def bicubic_upscale_psnr(root, split='val'):
-    """Mean PSNR over all frames of ``split`` between GT and cv2 INTER_CUBIC x4 upscale of LQ.
-
-    The usual "bicubic" baseline: RGB, 8-bit, crop_border 0.
-    """
-    values = []
-    for clip, n, (h, w, _) in read_video_meta_info(os.path.join(root, f'meta_info_{split}.txt')):
-        for t in range(n):
-            name = f'{t:08d}.png'
-            gt = cv2.imread(os.path.join(root, split, 'GT', clip, name), cv2.IMREAD_COLOR)
-            lq = cv2.imread(os.path.join(root, split, 'LQ', clip, name), cv2.IMREAD_COLOR)
-            if gt is None or lq is None:
-                raise FileNotFoundError(f'missing frame {clip}/{name} under {root}/{split}')
-            up = cv2.resize(lq, (w, h), interpolation=cv2.INTER_CUBIC)
-            values.append(calculate_psnr(gt, up, crop_border=0))  # the validation metric; BGR as RGB
-    if not values:
-        raise ValueError(f'no frames listed in {root}/meta_info_{split}.txt')
-    return float(np.mean(values))
+    return build_folder_atomically(out_dir, DEMO_INFO, overwrite, build, 'demo dataset')

@@ -71,17 +71,41 @@ def batch_shape(lq):
 
 
 class PhaseTimer:
-    """Seconds of data loading and of compute per multigrid phase, measured around each step by the runner."""
+    """Seconds of data loading and of compute per multigrid phase, measured around each step by the runner, and the
+    training time still to come: measured seconds per iteration for the phases seen so far, the schedule's cost
+    model for the others, scaled by the seconds per unit of predicted cost measured so far."""
 
     def __init__(self, schedule):
         self.schedule = schedule
         self.totals = {}  # phase index -> [iterations, compute seconds, data seconds]
+        self.phases = {phase.index: phase for phase in schedule.phases}
 
     def add(self, iteration, data_s, compute_s):
         totals = self.totals.setdefault(self.schedule.phase_at(iteration).index, [0, 0.0, 0.0])
         totals[0] += 1
         totals[1] += compute_s
         totals[2] += data_s
+
+    def measured_seconds(self):
+        return sum(compute + data for _, compute, data in self.totals.values())
+
+    def remaining_seconds(self, iterations_done):
+        """Step seconds of the iterations after the first `iterations_done`; None before any step was measured."""
+        if not self.totals:
+            return None
+        predicted = sum(n * self.schedule.relative_cost(self.phases[index]) for index, (n, _, _) in self.totals.items())
+        seconds_per_cost = self.measured_seconds() / predicted
+        remaining = 0.0
+        for phase in self.schedule.phases:
+            todo = phase.end_iter - max(phase.start_iter, iterations_done)
+            if todo <= 0:
+                continue
+            if phase.index in self.totals:
+                iterations, compute, data = self.totals[phase.index]
+                remaining += todo * (compute + data) / iterations
+            else:
+                remaining += todo * self.schedule.relative_cost(phase) * seconds_per_cost
+        return remaining
 
     def report(self):
         records = []
@@ -111,7 +135,7 @@ class RunRecorder:
         self.writes = writes
         self.timer = PhaseTimer(schedule) if schedule is not None else None
         self.start_iter = start_iter
-        self.clock_start = time.perf_counter()
+        self.clock_start = time.perf_counter()  # the loop's start: ETAs include checkpoints and validations
         if writes and start_iter:
             self._drop_records_after(start_iter)
 
@@ -124,14 +148,34 @@ class RunRecorder:
             if len(kept) != len(records):
                 write_text_atomic(path, [json.dumps(record) + '\n' for record in kept])
 
-    def reset_clock(self):
-        """ETA counts from here (the first iteration, as BasicSR does)."""
-        self.clock_start = time.perf_counter()
-
     def record_step(self, iteration, data_s, compute_s):
-        """`iteration` is 0-based."""
-        if self.timer is not None:
-            self.timer.add(iteration, data_s, compute_s)
+        """`iteration` is 0-based. Logs the predicted training time after the run's first step, and elapsed and
+        predicted remaining time when the next iteration starts a new multigrid phase."""
+        if self.timer is None:
+            return
+        self.timer.add(iteration, data_s, compute_s)
+        elapsed = self._elapsed()
+        if iteration == self.start_iter:
+            self.logger.info(f'Predicted training time: {_duration(elapsed + self.eta_seconds(iteration + 1))} '
+                             '(cost model x the first iteration; refined as each phase is measured)')
+            return
+        following = self.schedule.phase_at(iteration + 1) if iteration + 1 < self.total_iter else None
+        if following is not None and following != self.schedule.phase_at(iteration):
+            self.logger.info(f'Multigrid phase {following.index + 1} next: {_duration(elapsed)} elapsed, '
+                             f'{_duration(self.eta_seconds(iteration + 1))} predicted to go')
+
+    def _elapsed(self):
+        return time.perf_counter() - self.clock_start
+
+    def eta_seconds(self, current_iter):
+        """Seconds until `total_iter` after `current_iter` iterations: the phase timer's prediction, scaled by the
+        share of wall time that goes to steps (checkpoints and validations take the rest); without a schedule, the
+        mean time per iteration so far."""
+        elapsed = self._elapsed()
+        if self.timer is None or not self.timer.totals:
+            return elapsed / max(1, current_iter - self.start_iter) * (self.total_iter - current_iter)
+        overhead = max(1.0, elapsed / self.timer.measured_seconds())
+        return self.timer.remaining_seconds(current_iter) * overhead
 
     def record_iteration(self, *, epoch, current_iter, lrs, losses, lq, seconds, data_seconds, extra=None):
         """One logged iteration: console line, TensorBoard scalars and a train_log.jsonl record."""
@@ -154,11 +198,10 @@ class RunRecorder:
         self._append(TRAIN_LOG, record)
 
     def _console_line(self, epoch, current_iter, lrs, seconds, data_seconds, scalars, shape):
-        elapsed = time.perf_counter() - self.clock_start
-        eta = elapsed / max(1, current_iter - self.start_iter) * (self.total_iter - current_iter)
+        eta = self.eta_seconds(current_iter)
         lr_text = ''.join(f'{lr:.3e},' for lr in lrs)
         line = (f'[{self.name[:5]}..][epoch:{epoch:3d}, iter:{current_iter:8,d}, lr:({lr_text})] '
-                f'[eta: {datetime.timedelta(seconds=int(eta))}, time (data): {seconds:.3f} ({data_seconds:.3f})] ')
+                f'[eta: {_duration(eta)}, time (data): {seconds:.3f} ({data_seconds:.3f})] ')
         line += ''.join(f'{key}: {value:.4e} ' for key, value in scalars.items())
         return line + ' '.join(f'{key}: {value}' for key, value in shape.items())
 
@@ -176,3 +219,7 @@ class RunRecorder:
         os.makedirs(self.root, exist_ok=True)
         with open(osp.join(self.root, filename), 'a') as f:
             f.write(json.dumps(record) + '\n')
+
+
+def _duration(seconds):
+    return str(datetime.timedelta(seconds=int(seconds)))

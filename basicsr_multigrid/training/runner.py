@@ -9,6 +9,7 @@ factors -> `feed_data` -> `optimize_parameters` -> hooks `after_train_iter` -> l
 `after_val`). After the last iteration: save the latest weights, validate once more (as BasicSR does), hooks
 `after_run`.
 """
+import datetime
 import logging
 import time
 from os import path as osp
@@ -126,8 +127,6 @@ class TrainingRun:
             self.recorder.record_step(self.iter, step_start - fetch_start, step_end - step_start)
             self.call_hooks('after_train_iter', batch_idx=self.iter, data_batch=self.network_batch(batch),
                             outputs=self.model.get_current_log())
-            if self.current_iter == self.start_iter + 1:
-                self.recorder.reset_clock()
             if self.current_iter % self.opt['logger']['print_freq'] == 0:
                 self.log_iteration(step_end - step_start, step_start - fetch_start)
             if self.current_iter % self.opt['logger']['save_checkpoint_freq'] == 0:
@@ -193,7 +192,7 @@ class TrainingRun:
 
     def finish(self):
         elapsed = time.perf_counter() - self.loop_start
-        self.logger.info(f'End of training. Time consumed: {elapsed:.0f} s')
+        self.logger.info(f'End of training. Time consumed: {datetime.timedelta(seconds=int(elapsed))}')
         self.logger.info('Save the latest model.')
         self.save(epoch=-1, current_iter=-1)  # BasicSR's "latest" files
         if self.opt.get('val') is not None:
