@@ -50,9 +50,10 @@ def test_layout_meta_and_shapes(demo128):
     assert info['scale'] == 4 and info['size'] == 128 and info['seed'] == 0
     assert len(info['train_photos']) >= 6 and len(info['val_photos']) >= 2
     assert not set(info['train_photos']) & set(info['val_photos'])
-    assert sorted(os.listdir(root)) == ['demo_info.json', 'meta_info_train.txt', 'meta_info_val.txt',
-                                        'train', 'val']
-    for split, n in (('train', TRAIN_N), ('val', VAL_N)):
+    assert info['test_photos'] and not set(info['test_photos']) & set(info['train_photos'] + info['val_photos'])
+    assert sorted(os.listdir(root)) == ['demo_info.json', 'meta_info_test.txt', 'meta_info_train.txt',
+                                        'meta_info_val.txt', 'test', 'train', 'val']
+    for split, n in (('train', TRAIN_N), ('val', VAL_N), ('test', VAL_N)):
         meta = read_video_meta_info(os.path.join(root, f'meta_info_{split}.txt'))
         photos = getattr(dd, f'{split.upper()}_PHOTOS')
         assert [c for c, _, _ in meta] == [k for k, v in info['clips'].items() if v['split'] == split]
@@ -78,6 +79,8 @@ def test_motion_is_real_and_subpixel(demo128):
     root, info = demo128
     win = cv2.createHanningWindow((128, 128), cv2.CV_64F)
     for clip, c in info['clips'].items():
+        if c['split'] == 'test':
+            continue  # test_test_clips_move_faster_and_rotate_more_than_training
         n = TRAIN_N if c['split'] == 'train' else VAL_N
         frames = [cv2.imread(os.path.join(root, c['split'], 'GT', clip, f'{t:08d}.png'), cv2.IMREAD_GRAYSCALE)
                   .astype(np.float64) for t in range(n)]
@@ -90,6 +93,19 @@ def test_motion_is_real_and_subpixel(demo128):
             # about the window centre perturb the estimate a little).
             expected = -(vel + acc * (t + 0.5))
             assert np.hypot(dx - expected[0], dy - expected[1]) < 1.2, (clip, t, dx, dy, expected)
+
+
+def test_test_clips_move_faster_and_rotate_more_than_training(demo128):
+    root, info = demo128
+    motions = {split: [c['motion'] for c in info['clips'].values() if c['split'] == split]
+               for split in ('train', 'test')}
+    speed = {split: [np.hypot(*m['velocity_px']) for m in ms] for split, ms in motions.items()}
+    rotation = {split: [abs(m['rotation_deg_total']) for m in ms] for split, ms in motions.items()}
+    assert min(speed['test']) > max(speed['train']) and min(rotation['test']) > max(rotation['train'])
+    for clip in (c for c, v in info['clips'].items() if v['split'] == 'test'):
+        first, last = (_read_rgb(os.path.join(root, 'test', 'GT', clip, f'{t:08d}.png')) for t in (0, VAL_N - 1))
+        assert np.abs(first.astype(int) - last).mean() > 5  # the frames really move
+    assert 20 < info['bicubic_test_psnr'] < 40
 
 
 def test_deterministic_and_seed_dependent(tmp_path):

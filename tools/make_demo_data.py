@@ -21,6 +21,7 @@ def main(argv=None):
     p.add_argument('--size', type=int, default=256, help='GT frame side in px (multiple of 4)')
     p.add_argument('--train-frames', type=int, default=20, help='frames per train clip')
     p.add_argument('--val-frames', type=int, default=10, help='frames per val clip')
+    p.add_argument('--test-frames', type=int, help='frames per test clip (default: --val-frames)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--overwrite', action='store_true', help='replace an existing demo dataset at --out')
     p.add_argument('--lmdb', action='store_true', help='also write {train,val}/{GT,LQ}.lmdb (create_lmdb layout)')
@@ -29,18 +30,17 @@ def main(argv=None):
     t0 = time.perf_counter()
     try:
         info = make_demo_dataset(args.out, size=args.size, train_frames=args.train_frames,
-                                 val_frames=args.val_frames, seed=args.seed, overwrite=args.overwrite,
-                                 lmdb=args.lmdb)
+                                 val_frames=args.val_frames, test_frames=args.test_frames, seed=args.seed,
+                                 overwrite=args.overwrite, lmdb=args.lmdb)
     except (FileExistsError, ValueError) as e:
         print(f'make_demo_data: error: {e}', file=sys.stderr)
         return 2
-    clips = info['clips'].values()
-    n_train = sum(c['split'] == 'train' for c in clips)
-    n_val = len(info['clips']) - n_train
-    n_frames = n_train * args.train_frames + n_val * args.val_frames
-    print(f'demo data -> {args.out}: {n_train} train + {n_val} val clips, {n_frames} frames '
-          f'({args.size}px GT, x{info["scale"]} LQ) in {time.perf_counter() - t0:.1f}s; '
-          f'bicubic x{info["scale"]} val PSNR {info["bicubic_val_psnr"]:.2f} dB')
+    counts = {split: sum(c['split'] == split for c in info['clips'].values()) for split in ('train', 'val', 'test')}
+    n_frames = sum(n * info[f'{split}_frames'] for split, n in counts.items())
+    print(f"demo data -> {args.out}: {counts['train']} train + {counts['val']} val + {counts['test']} test clips, "
+          f'{n_frames} frames ({args.size}px GT, x{info["scale"]} LQ) in {time.perf_counter() - t0:.1f}s; '
+          f'bicubic x{info["scale"]} PSNR val {info["bicubic_val_psnr"]:.2f} dB, '
+          f'test {info["bicubic_test_psnr"]:.2f} dB')
     return 0
 
 

@@ -3,13 +3,14 @@
 Why: the demo must train a video SR model in minutes without downloading REDS or Vimeo-90K. Each clip
 is a synthetic camera move (sub-pixel pan with slight acceleration, slow zoom, small rotation) over a
 real photo, so frames carry real texture and consecutive frames are misaligned as in real video, which
-is what makes temporal alignment matter. LQ frames are made the way REDS/Vimeo LR frames are made:
+is what makes temporal alignment matter. The test clips (two more photos, never trained on or used to choose
+anything) move faster and rotate more than any training clip. LQ frames are made the way REDS/Vimeo LR frames are made:
 MATLAB-style antialiased bicubic x4 downscale of the 8-bit GT frames (`video_folder.write_clip`).
 
 Layout (REDS-like, keys are ``clip/frame``)::
 
-    <out>/{train,val}/{GT,LQ}/<idx:03d>_<photo>/%08d.png
-    <out>/meta_info_{train,val}.txt     "<clip> <n_frames> (<h>,<w>,<c>)" of the GT frames
+    <out>/{train,val,test}/{GT,LQ}/<idx:03d>_<photo>/%08d.png
+    <out>/meta_info_{train,val,test}.txt     "<clip> <n_frames> (<h>,<w>,<c>)" of the GT frames
     <out>/demo_info.json
 """
 import json
@@ -27,12 +28,19 @@ DEMO_INFO = 'demo_info.json'  # written last: marks a complete demo set
 # One clip per photo. Val photos are never used for training (disjoint content, not just other frames).
 TRAIN_PHOTOS = ('astronaut', 'rocket', 'motorcycle', 'hubble', 'ihc', 'camera', 'brick', 'grass', 'gravel')
 VAL_PHOTOS = ('chelsea', 'coffee')
+# The test split: photos never trained on or used to choose anything, moving faster and rotating more than train.
+TEST_PHOTOS = ('retina', 'coins')
+PHOTOS = {'train': TRAIN_PHOTOS, 'val': VAL_PHOTOS, 'test': TEST_PHOTOS}
 
 # Motion ranges. Velocity is in source px/frame, which is ~GT px/frame since zoom stays within +-8%.
 SPEED_RANGE = (0.5, 3.0)
 ACCEL_MAX_FRACTION = 0.3  # velocity may change by up to 30% over a clip
 ZOOM_TOTAL_MAX = 0.08  # scale factor goes 1 -> 1 +- 8% over the clip
 ROTATION_TOTAL_MAX_DEG = 3.0
+TEST_SPEED_RANGE = (3.0, 5.0)
+TEST_ROTATION_RANGE_DEG = (3.0, 6.0)
+MOTION_RANGES = {split: (SPEED_RANGE, (-ROTATION_TOTAL_MAX_DEG, ROTATION_TOTAL_MAX_DEG)) for split in ('train', 'val')}
+MOTION_RANGES['test'] = (TEST_SPEED_RANGE, TEST_ROTATION_RANGE_DEG)
 MIN_SIZE = 32
 _WARP_MARGIN = 2.0  # px kept inside the photo so the 4x4 cubic support never needs the reflected border
 
@@ -52,6 +60,8 @@ def _load_photo(name):
         'gravel': data.gravel,
         'chelsea': data.chelsea,
         'coffee': data.coffee,
+        'retina': data.retina,
+        'coins': data.coins,
     }
     img = np.asarray(loaders[name]())
     if img.ndim == 2:  # grayscale textures -> 3 identical channels so every clip is RGB
@@ -96,14 +106,15 @@ def _window_half_extent(size, s, theta):
     return (size - 1) / 2 / s * (abs(math.cos(theta)) + abs(math.sin(theta))) + _WARP_MARGIN
 
 
-def _sample_motion(rng, photo_hw, size, n_frames):
+def _sample_motion(rng, photo_hw, size, n_frames, speed_range=SPEED_RANGE,
+                   rotation_range=(-ROTATION_TOTAL_MAX_DEG, ROTATION_TOTAL_MAX_DEG)):
     """Seeded smooth trajectory whose window stays inside the photo for every frame."""
-    speed = rng.uniform(*SPEED_RANGE)
+    speed = rng.uniform(*speed_range)
     direction = rng.uniform(0, 2 * math.pi)
     accel_dir = rng.uniform(0, 2 * math.pi)
     accel = speed * rng.uniform(0, ACCEL_MAX_FRACTION) / max(n_frames - 1, 1)
     zoom = rng.uniform(-ZOOM_TOTAL_MAX, ZOOM_TOTAL_MAX)
-    rot = rng.uniform(-ROTATION_TOTAL_MAX_DEG, ROTATION_TOTAL_MAX_DEG)
+    rot = rng.uniform(*rotation_range)
     start_frac = rng.uniform(0, 1, size=2)
     # Rounded before use, so demo_info.json describes exactly what was rendered.
     motion = {
@@ -149,19 +160,20 @@ def _render_frame(photo, motion, t, n_frames, size):
 # Dataset builder
 # ----------------------------------------------------------------------------------------------------
 def _build(root, size, frames_per_split, seed):
-    info = {'seed': seed, 'size': size, 'scale': SCALE,
-            'train_frames': frames_per_split['train'], 'val_frames': frames_per_split['val'],
-            'train_photos': list(TRAIN_PHOTOS), 'val_photos': list(VAL_PHOTOS), 'clips': {}}
+    info = {'seed': seed, 'size': size, 'scale': SCALE, 'clips': {}}
+    for split, photos in PHOTOS.items():
+        info.update({f'{split}_frames': frames_per_split[split], f'{split}_photos': list(photos)})
     idx = 0
-    for split, photos in (('train', TRAIN_PHOTOS), ('val', VAL_PHOTOS)):
+    for split, photos in PHOTOS.items():
         n = frames_per_split[split]
+        speed_range, rotation_range = MOTION_RANGES[split]
         meta = []
         for name in photos:
             clip = f'{idx:03d}_{name}'
             # Per-clip stream keyed by (seed, clip index): a clip does not change when others are added.
             rng = np.random.default_rng([seed, idx])
             photo = _prepare_photo(_load_photo(name), size)
-            motion = _sample_motion(rng, photo.shape[:2], size, n)
+            motion = _sample_motion(rng, photo.shape[:2], size, n, speed_range, rotation_range)
             frames = (_render_frame(photo, motion, t, n, size) for t in range(n))
             meta.append(write_clip(root, split, clip, frames, SCALE))
             info['clips'][clip] = {'split': split, 'photo': name, 'photo_hw': list(photo.shape[:2]),
@@ -170,6 +182,7 @@ def _build(root, size, frames_per_split, seed):
         with open(os.path.join(root, f'meta_info_{split}.txt'), 'w') as f:
             f.writelines(meta)
     info['bicubic_val_psnr'] = round(bicubic_upscale_psnr(root, 'val'), 4)
+    info['bicubic_test_psnr'] = round(bicubic_upscale_psnr(root, 'test'), 4)
     # Written last: its presence marks a complete dataset (and lets --overwrite recognise one).
     with open(os.path.join(root, DEMO_INFO), 'w') as f:
         json.dump(info, f, indent=1)
@@ -180,26 +193,29 @@ def _build(root, size, frames_per_split, seed):
 def _write_lmdbs(root):
     from basicsr_multigrid.data.dataset_layouts import folder_clips
     from basicsr_multigrid.data.lmdb_builder import build_lmdb
-    for split in ('train', 'val'):
+    for split in PHOTOS:
         for side in ('GT', 'LQ'):
             build_lmdb(os.path.join(root, split, f'{side}.lmdb'), folder_clips(os.path.join(root, split, side)),
                        progress=False)
 
 
-def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0, overwrite=False, lmdb=False):
+def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0, overwrite=False, lmdb=False,
+                      test_frames=None):
     """Build the demo set into ``out_dir`` and return the info dict (also saved as demo_info.json).
 
     Refuses (FileExistsError) a non-empty ``out_dir`` unless ``overwrite``; even then it only replaces a
     directory that is a previous demo set (has demo_info.json), never arbitrary data. The set is built
     in a temporary sibling directory and renamed into place, so an interrupted build never leaves a
-    half-written dataset under ``out_dir``. With ``lmdb``, each split also gets `GT.lmdb` and `LQ.lmdb`
+    half-written dataset under ``out_dir``. Test clips have ``test_frames`` frames (default: ``val_frames``).
+    With ``lmdb``, each split also gets `GT.lmdb` and `LQ.lmdb`
     (the layout tools/create_lmdb.py writes) next to its folders.
     """
     if size % SCALE or size < MIN_SIZE:
         raise ValueError(f'size must be a multiple of {SCALE} and >= {MIN_SIZE}, got {size}')
-    if train_frames < 2 or val_frames < 2:
-        raise ValueError(f'need at least 2 frames per clip, got train={train_frames} val={val_frames}')
-    frames_per_split = {'train': train_frames, 'val': val_frames}
+    test_frames = val_frames if test_frames is None else test_frames
+    frames_per_split = {'train': train_frames, 'val': val_frames, 'test': test_frames}
+    if min(frames_per_split.values()) < 2:
+        raise ValueError(f'need at least 2 frames per clip, got {frames_per_split}')
 
     def build(folder):
         info = _build(folder, size, frames_per_split, seed)
