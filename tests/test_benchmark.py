@@ -1,5 +1,5 @@
-"""tools/benchmark_multigrid.py: a real (tiny) side-by-side run, the JSON schema, the speedup arithmetic, the plot;
-tools/benchmark_kd.py: its complexity measurement."""
+"""tools/benchmark_multigrid.py: a real (tiny) side-by-side run, a tuned and seeded one reported on the test split,
+the JSON schema, the speedup arithmetic, the plot; tools/benchmark_kd.py: its complexity measurement."""
 import json
 import subprocess
 import sys
@@ -92,3 +92,48 @@ def test_benchmark_kd_reports_teacher_and_student_complexity(tmp_path):
     assert teacher['macs'] > student['macs'] > 0 and teacher['ms_per_frame'] > 0 and student['ms_per_frame'] > 0
     assert result['summary']['params_ratio'] == pytest.approx(1822063 / 21028700, abs=1e-4)
     assert result['targets_met']['params_ratio'] is True and 'psnr_gap_db' not in result['targets_met']
+
+
+@pytest.mark.slow
+def test_tuned_seeded_run_chooses_on_val_and_reports_test(demo_data, tmp_path):
+    baseline = write_options(tiny(demo_data, 'train_BasicVSR_demo.yml'), tmp_path, 'baseline.yml')
+    multigrid = write_options(tiny(demo_data, 'train_BasicVSR_multigrid_demo.yml',
+                                   train__multigrid__spatial_sizes=[8, 16]), tmp_path, 'multigrid.yml')
+    out = tmp_path / 'tuned.json'
+    result = subprocess.run([sys.executable, 'tools/benchmark_multigrid.py', '--baseline', baseline, '--multigrid',
+                             multigrid, '--largebatch', '0', '--val-points', '2', '--tune', '--lr-factors', '0.5', '2',
+                             '--warmups', 'off', '--seeds', '2', '--work-dir', str(tmp_path / 'work'),
+                             '--out', str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for label in ('baseline', 'multigrid'):
+        trials = results['tuning'][label]['trials']
+        assert [t['lr_factor'] for t in trials] == [0.5, 2]
+        best = max(trials, key=lambda t: t['val_psnr'])  # chosen on val, whatever test says
+        assert results['tuning'][label]['chosen'] == {'lr_factor': best['lr_factor'], 'warmup': 'off'}
+        seeds = results['seed_runs'][label]
+        assert len(seeds) == 2 and all(set(run['splits']) == {'val', 'test'} for run in seeds)
+        assert seeds[0]['splits']['test']['final_psnr'] != seeds[1]['splits']['test']['final_psnr']
+    test = results['splits']['test']['multigrid']
+    baseline_runs, multigrid_runs = results['seed_runs']['baseline'], results['seed_runs']['multigrid']
+    drops = [b['splits']['test']['final_psnr'] - m['splits']['test']['final_psnr']
+             for b, m in zip(baseline_runs, multigrid_runs)]
+    assert test['psnr_drop_values'] == pytest.approx(drops)
+    assert test['psnr_drop_db']['mean'] == pytest.approx(sum(drops) / 2)
+    budget = results['budget']
+    assert budget['split'] == 'test' and budget['bicubic_psnr'] == pytest.approx(results['bicubic']['test'])
+    assert budget['long_enough'] == (budget['margin_db'] >= 0.3)
+    assert 'training budget' in result.stdout and 'test: multigrid' in result.stdout
+
+
+def test_tune_grid_scales_the_lr_and_switches_the_warmup():
+    opt = {'train': {'total_iter': 200, 'optim_g': {'lr': 2e-3},
+                     'hooks': [{'type': 'LinearScalingLRHook', 'reference_batch': 2}]}}
+    on = benchmark_multigrid.variant_options(opt, 0.5, 'on')
+    assert on['train']['optim_g']['lr'] == pytest.approx(1e-3)
+    assert on['train']['hooks'][0] == {'type': 'LinearWarmupHook', 'warmup_iter': 20}
+    off = benchmark_multigrid.variant_options(on, 2, 'off')
+    assert off['train']['hooks'] == [{'type': 'LinearScalingLRHook', 'reference_batch': 2}]
+    assert benchmark_multigrid.variant_options(on, 1, 'on')['train']['hooks'] == on['train']['hooks']
+    assert opt['train']['optim_g']['lr'] == 2e-3  # the input is not modified
+    assert benchmark_multigrid.spread([1.0, None, 3.0]) == {'mean': 2.0, 'min': 1.0, 'max': 3.0, 'missing': 1}

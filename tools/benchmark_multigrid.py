@@ -9,6 +9,13 @@ an option file says otherwise), one after the other, through the package's train
 `--val-points` evenly spaced iterations on the held-out clips. Wall-clock time excludes validation.
 `--largebatch K` adds a run of the first multigrid file with batch x K, iterations / K and linear LR scaling
 (the paper's second lever), reported with its per-sample throughput.
+
+When the data has a test split (the demo data, tools/make_video_dataset.py folders) every run also validates on
+it. `--tune` trains every run on the same grid (LR x --lr-factors, LinearWarmupHook --warmups on/off) and keeps,
+for each, the variant with the best final PSNR on val; `--seeds N` repeats each kept run with N seeds. The JSON
+then has per-split curves, each comparison's `speedup_to_baseline_psnr` and `psnr_drop_db` per split as mean and
+min / max over seed pairs, and `budget`: whether the baseline ends >= 0.3 dB above bicubic on test (else the
+iteration budget is too short to say anything), which is also printed.
 """
 import argparse
 import copy
@@ -80,20 +87,80 @@ def prepare_run(opt, name, val_points):
 
 
 def summarize_run(experiment_root, label, opt):
+    """The run's measurements: per split (`val`, and `test` when the data has one) the final PSNR / SSIM and the
+    curve `[wall_s, iter, psnr]`; `final_psnr`, `final_ssim` and `curve` at the top level are val's."""
     run = read_run(experiment_root)
-    by_iter = {record['iter']: record for record in run.validations}  # the last iteration is validated twice
-    records = [by_iter[it] for it in sorted(by_iter)]
+    split_of = {dataset['name']: split for split, dataset in (('val', opt['datasets']['val']),
+                                                              ('test', opt['datasets'].get('val_2') or {}))}
+    splits = {}
+    for split in ('val', 'test'):
+        by_iter = {r['iter']: r for r in run.validations if split_of.get(r['dataset']) == split}  # last one twice
+        records = [by_iter[it] for it in sorted(by_iter)]
+        if records:
+            splits[split] = {'final_psnr': records[-1]['psnr'], 'final_ssim': records[-1].get('ssim'),
+                             'curve': [[r['wall_s'], r['iter'], r['psnr']] for r in records]}
     phases = run.phase_timing
-    final = records[-1]
     samples = sum(p['iters'] * p['batch_size_per_gpu'] for p in phases)
     compute_s = sum(p['iters'] * p['s_per_iter'] for p in phases)
     return {
-        'name': label, 'wall_s': final['wall_s'], 'final_psnr': final['psnr'], 'final_ssim': final.get('ssim'),
+        'name': label, 'wall_s': splits['val']['curve'][-1][0], 'final_psnr': splits['val']['final_psnr'],
+        'final_ssim': splits['val']['final_ssim'], 'curve': splits['val']['curve'], 'splits': splits,
         'iters': int(opt['train']['total_iter']), 'batch_size_per_gpu': opt['datasets']['train']['batch_size_per_gpu'],
-        'samples_per_s': samples / compute_s if compute_s else None,
-        'curve': [[r['wall_s'], r['iter'], r['psnr']] for r in records],
-        'phases': phases,
+        'samples_per_s': samples / compute_s if compute_s else None, 'phases': phases,
     }
+
+
+def with_test_split(opt):
+    """Validate on the data's test split too (`datasets.val_2`, named `<val name>_test`) when it has one."""
+    val = opt['datasets']['val']
+    root = osp.dirname(osp.dirname(_absolute(val['dataroot_gt']).rstrip('/')))
+    meta = osp.join(root, 'meta_info_test.txt')
+    if osp.isfile(meta):
+        opt['datasets']['val_2'] = dict(val, name=f"{val['name']}_test", dataroot_gt=osp.join(root, 'test', 'GT'),
+                                        dataroot_lq=osp.join(root, 'test', 'LQ'), meta_info_file=meta)
+    return opt
+
+
+def _absolute(path):
+    return path if osp.isabs(path) else osp.join(REPO_ROOT, path)  # runs start in REPO_ROOT
+
+
+def variant_options(opt, lr_factor, warmup):
+    """One point of the --tune grid: LR x lr_factor; warmup 'on' (the option file's LinearWarmupHook, else one over
+    the first 10% of iterations) or 'off' (no LinearWarmupHook); None keeps the file's."""
+    opt = copy.deepcopy(opt)
+    train = opt['train']
+    train['optim_g']['lr'] = train['optim_g']['lr'] * lr_factor
+    if warmup is not None:
+        hooks = train.get('hooks') or []
+        warmups = [h for h in hooks if h.get('type') == 'LinearWarmupHook']
+        others = [h for h in hooks if h.get('type') != 'LinearWarmupHook']
+        default = {'type': 'LinearWarmupHook', 'warmup_iter': max(1, int(train['total_iter']) // 10)}
+        train['hooks'] = (warmups or [default]) + others if warmup == 'on' else others
+    return opt
+
+
+def spread(values):
+    """Mean, min and max of the values that are not None (None when none is), and how many were None."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return {'mean': None, 'min': None, 'max': None, 'missing': len(values)}
+    return {'mean': sum(present) / len(present), 'min': min(present), 'max': max(present),
+            'missing': len(values) - len(present)}
+
+
+def split_comparison(baseline_runs, runs, split):
+    """Per seed pair (baseline seed k, run seed k) on `split`: speedup to the baseline's final PSNR and PSNR drop,
+    with their mean and spread over seeds."""
+    speedups, drops = [], []
+    for baseline, run in zip(baseline_runs, runs):
+        target = baseline['splits'][split]['final_psnr']
+        reached = time_to_psnr({'curve': run['splits'][split]['curve']}, target)
+        speedups.append(baseline['wall_s'] / reached if reached else None)
+        drops.append(target - run['splits'][split]['final_psnr'])
+    return {'speedup_to_baseline_psnr': spread(speedups), 'speedup_values': speedups,
+            'psnr_drop_db': spread(drops), 'psnr_drop_values': drops,
+            'final_psnr': spread([run['splits'][split]['final_psnr'] for run in runs])}
 
 
 def time_to_psnr(run, target):
@@ -198,6 +265,11 @@ def main(argv=None):
     parser.add_argument('--total-iter', type=int, help='override total_iter of every run')
     parser.add_argument('--data', help='dataset folder (tools/make_video_dataset.py, make_demo_data.py) for every run')
     parser.add_argument('--val-points', type=int, help='validations per run')
+    parser.add_argument('--tune', action='store_true',
+                        help='give every run the same grid (--lr-factors x --warmups), choose each on val')
+    parser.add_argument('--lr-factors', type=float, nargs='+', default=[0.5, 1.0, 2.0], help='--tune LR factors')
+    parser.add_argument('--warmups', nargs='+', choices=('off', 'on'), default=['off', 'on'], help='--tune warmups')
+    parser.add_argument('--seeds', type=int, default=1, help='repeat each chosen run with this many seeds')
     parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'experiments', 'benchmarks'))
     parser.add_argument('--out', default='results.json')
     parser.add_argument('--plot', help='PNG of PSNR against wall-clock time')
@@ -207,39 +279,115 @@ def main(argv=None):
         with open(args.replot) as f:
             plot(json.load(f), args.plot or osp.splitext(args.replot)[0] + '.png')
         return
+    if args.seeds < 1:
+        raise SystemExit(f'error: --seeds: must be >= 1, got {args.seeds}')
 
     runs, val_points = build_runs(args)
+    runs = [(label, with_test_split(opt)) for label, opt in runs]
     stamp = time.strftime('%Y%m%d_%H%M%S')
     work_dir = osp.abspath(args.work_dir)
     os.makedirs(work_dir, exist_ok=True)
-    measured = []
-    for label, opt in runs:
-        name = f'bench_{stamp}_{label}'
-        print(f'[{label}] training {opt["train"]["total_iter"]} iterations ...', flush=True)
+
+    def train(label, opt, suffix):
+        name = f'bench_{stamp}_{label}{suffix}'
+        print(f'[{label}{suffix}] training {opt["train"]["total_iter"]} iterations ...', flush=True)
         started = time.time()
         root = train_in_subprocess(prepare_run(opt, name, val_points), work_dir, osp.join(work_dir, f'{name}.log'))
-        measured.append(summarize_run(root, label, opt))
-        print(f'[{label}] {time.time() - started:.0f} s, final PSNR {measured[-1]["final_psnr"]:.3f} dB', flush=True)
+        result = summarize_run(root, label, opt)
+        print(f'[{label}{suffix}] {time.time() - started:.0f} s, final PSNR '
+              + ', '.join(f"{split} {m['final_psnr']:.3f} dB" for split, m in result['splits'].items()), flush=True)
+        return result
 
-    results = {'machine': machine_name(), 'date': time.strftime('%Y-%m-%d'), 'runs': measured}
+    tuning, seed_runs = {}, {}
+    for label, opt in runs:
+        grid = [(factor, warmup) for factor in args.lr_factors for warmup in args.warmups] if args.tune else [(1, None)]
+        trials = []
+        for factor, warmup in grid:
+            variant = variant_options(opt, factor, warmup)
+            result = train(label, variant, f'_lr{factor:g}_warmup_{warmup}' if args.tune else '')
+            result['variant'] = {'lr_factor': factor, 'warmup': warmup}
+            trials.append((result, variant))
+        best, best_opt = max(trials, key=lambda trial: trial[0]['final_psnr'])  # chosen on val, never on test
+        if args.tune:
+            scores = [{f'{split}_psnr': m['final_psnr'] for split, m in r['splits'].items()} for r, _ in trials]
+            tuning[label] = {'chosen': best['variant'],
+                             'trials': [dict(r['variant'], **score) for (r, _), score in zip(trials, scores)]}
+        seed_runs[label] = [best]
+        for k in range(1, args.seeds):
+            seeded = copy.deepcopy(best_opt)
+            seeded['manual_seed'] = int(seeded.get('manual_seed') or 0) + k
+            seed_runs[label].append(dict(train(label, seeded, f'_seed{k}'), variant=best['variant']))
+
+    measured = [seed_runs[label][0] for label, _ in runs]
+    results = {'machine': machine_name(), 'date': time.strftime('%Y-%m-%d'), 'seeds': args.seeds, 'tuned': args.tune,
+               'runs': measured, 'tuning': tuning, 'seed_runs': seed_runs}
     results.update(compare(measured))
     results['bicubic_psnr'] = bicubic_psnr(runs[0][1])
+    results['bicubic'] = bicubic_psnrs(runs[0][1])
+    splits = [split for split in ('val', 'test') if all(split in run['splits'] for run in measured)]
+    baseline_runs = seed_runs[runs[0][0]]
+    results['splits'] = {split: {label: split_comparison(baseline_runs, seed_runs[label], split)
+                                 for label, _ in runs[1:]} for split in splits}
+    results['budget'] = budget_check(baseline_runs, results['bicubic'], splits[-1])
     with open(args.out, 'w') as f:
         json.dump(results, f, indent=1)
     if args.plot:
         plot(results, args.plot)
     print(summary_table(results))
+    print(split_summary(results))
+
+
+MIN_MARGIN_OVER_BICUBIC_DB = 0.3
+
+
+def budget_check(baseline_runs, bicubic, split):
+    """Whether the baseline trained long enough to matter: its mean final PSNR on `split` (test when there is one)
+    at least MIN_MARGIN_OVER_BICUBIC_DB above bicubic's."""
+    baseline = spread([run['splits'][split]['final_psnr'] for run in baseline_runs])['mean']
+    reference = bicubic.get(split)
+    margin = baseline - reference if reference is not None else None
+    return {'split': split, 'baseline_psnr': baseline, 'bicubic_psnr': reference, 'margin_db': margin,
+            'long_enough': None if margin is None else margin >= MIN_MARGIN_OVER_BICUBIC_DB}
+
+
+def split_summary(results):
+    lines = []
+    for split, comparisons in results['splits'].items():
+        for label, c in comparisons.items():
+            speedup, drop = c['speedup_to_baseline_psnr'], c['psnr_drop_db']
+            reach = (f"reaches the baseline's final PSNR {speedup['mean']:.2f}x sooner "
+                     f"(seeds {speedup['min']:.2f}-{speedup['max']:.2f}x"
+                     + (f", {speedup['missing']} never" if speedup['missing'] else '') + ')'
+                     if speedup['mean'] is not None else "never reaches the baseline's final PSNR")
+            lines.append(f"{split}: {label} {reach}; ends {drop['mean']:+.3f} dB below it "
+                         f"(seeds {drop['min']:+.3f} to {drop['max']:+.3f}); {results['seeds']} seed(s)")
+    budget = results['budget']
+    if budget['margin_db'] is None:
+        lines.append(f"{budget['split']}: baseline {budget['baseline_psnr']:.3f} dB; no bicubic reference here")
+    else:
+        verdict = ('long enough' if budget['long_enough'] else
+                   f'too short: the baseline should end >= {MIN_MARGIN_OVER_BICUBIC_DB} dB above bicubic')
+        lines.append(f"{budget['split']}: baseline {budget['baseline_psnr']:.3f} dB vs bicubic "
+                     f"{budget['bicubic_psnr']:.3f} dB ({budget['margin_db']:+.3f} dB): training budget {verdict}")
+    return '\n'.join(lines)
 
 
 def bicubic_psnr(opt):
     """The bicubic baseline on val that the demo data and make_video_dataset.py folders record; None elsewhere."""
-    root = osp.join(osp.dirname(opt['datasets']['val']['dataroot_gt'].rstrip('/')), os.pardir)
-    for name, read in (('demo_info.json', lambda info: info.get('bicubic_val_psnr')),
-                       ('dataset_info.json', lambda info: info.get('bicubic_psnr', {}).get('val'))):
-        if osp.isfile(osp.join(root, name)):
-            with open(osp.join(root, name)) as f:
-                return read(json.load(f))
-    return None
+    return bicubic_psnrs(opt).get('val')
+
+
+def bicubic_psnrs(opt):
+    """{split: bicubic PSNR} as the demo data (demo_info.json) or a make_video_dataset.py folder records it."""
+    root = osp.dirname(osp.dirname(_absolute(opt['datasets']['val']['dataroot_gt']).rstrip('/')))
+    if osp.isfile(osp.join(root, 'demo_info.json')):
+        with open(osp.join(root, 'demo_info.json')) as f:
+            info = json.load(f)
+        return {split: info[f'bicubic_{split}_psnr'] for split in ('val', 'test') if f'bicubic_{split}_psnr' in info}
+    if osp.isfile(osp.join(root, 'dataset_info.json')):
+        with open(osp.join(root, 'dataset_info.json')) as f:
+            return json.load(f).get('bicubic_psnr', {})
+    return {}
 
 
 def summary_table(results):

@@ -169,7 +169,7 @@ class TrainingRun:
 
     def validate(self):
         """Every validation set: the teacher once (distillation models), then the trained network."""
-        if len(self.val_loaders) > 1:
+        if len(self.val_loaders) > 1 and not getattr(self.model, 'validates_several_sets', False):
             self.logger.warning('Multiple validation datasets are *only* supported by SRModel.')  # as BasicSR warns
         started = time.perf_counter()
         training_seconds = started - self.loop_start - self.validation_seconds
