@@ -89,7 +89,9 @@ def test_command_line_and_bad_input_are_one_line_errors(videos, tmp_path, capsys
              ([str(garbage), *videos, '--out', out, '--overwrite'], f'{garbage}: cannot decode video'),
              ([*videos, '--out', out, '--overwrite', '--clip-len', '50'], 'no shot has 50 frames'),
              ([videos[0], '--out', out, '--overwrite', '--clip-len', '6'], 'not enough for 2 val and 2 test clips'),
-             ([str(tmp_path / 'nowhere'), '--out', out], 'no such file or folder')]
+             ([str(tmp_path / 'nowhere'), '--out', out], 'no such file or folder'),
+             ([videos[1], str(tmp_path / 'b.mp4'), '--out', out, '--overwrite'], 'two videos would give clips')]
+    (tmp_path / 'b.mp4').write_bytes(open(videos[1], 'rb').read())
     for arguments, expected in cases:
         assert cli.main(['--input', *arguments]) == 2
         err = capsys.readouterr().err

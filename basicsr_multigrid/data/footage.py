@@ -63,11 +63,11 @@ def _thumbnail(frame):
     return cv2.resize(grey, (THUMBNAIL, THUMBNAIL), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
-def clips_of_video(frames, clip_len, scene_threshold, scale):
-    """(clips, report): lists of `clip_len` consecutive frames, never across a scene cut; frames cropped to a
-    multiple of `scale`. The report holds the frame, shot and crop counts."""
-    clips, current, previous = [], [], None
-    report = {'frames': 0, 'shots': 0, 'size': None, 'cropped_from': None}
+def clips_of_video(frames, clip_len, scene_threshold, scale, report):
+    """Yields lists of `clip_len` consecutive frames, never across a scene cut, cropped to a multiple of `scale`,
+    as they complete (one clip in memory at a time); fills `report` with frame, shot and crop counts."""
+    current, previous = [], None
+    report.update(frames=0, shots=0, size=None, cropped_from=None)
     for frame in frames:
         report['frames'] += 1
         h, w = frame.shape[:2]
@@ -82,9 +82,8 @@ def clips_of_video(frames, clip_len, scene_threshold, scale):
         previous = thumbnail
         current.append(np.ascontiguousarray(frame[:h - h % scale, :w - w % scale]))
         if len(current) == clip_len:
-            clips.append(current)
+            yield current
             current = []
-    return clips, report
 
 
 def assign_splits(clip_counts, val_clips, test_clips):
@@ -120,24 +119,28 @@ def make_video_dataset(inputs, out_dir, scale=4, clip_len=30, val_clips=2, test_
     if scale < 1:
         raise FootageError(f'--scale: must be >= 1, got {scale}')
     videos = find_videos(inputs)
+    stems = [clip_name(video, 0) for video in videos]
+    clash = next((v for v, stem in zip(videos, stems) if stems.count(stem) > 1), None)
+    if clash:
+        raise FootageError(f'--input: two videos would give clips of the same name as {clash}; rename one')
 
     def build(folder):
         pending = osp.join(folder, 'pending')
         info = {'scale': scale, 'clip_len': clip_len, 'scene_threshold': scene_threshold, 'videos': {}}
         meta = {}
         for video in videos:
-            clips, report = clips_of_video(decode_frames(video), clip_len, scene_threshold, scale)
-            if not clips:
+            report, names = {}, []
+            for frames in clips_of_video(decode_frames(video), clip_len, scene_threshold, scale, report):
+                names.append(clip_name(video, len(names)))
+                meta[names[-1]] = write_clip(pending, 'all', names[-1], frames, scale)
+            if not names:
                 raise FootageError(f'{video}: no shot has {clip_len} frames ({report["frames"]} frames in '
                                    f'{report["shots"]} shots); lower --clip-len')
             if report['cropped_from']:
                 log(f'{video}: frames {report["cropped_from"][0]}x{report["cropped_from"][1]} are not divisible by '
                     f'scale {scale}; cropped to {report["size"][0]}x{report["size"][1]} (bottom / right)')
-            names = [clip_name(video, index) for index in range(len(clips))]
-            for name, frames in zip(names, clips):
-                meta[name] = write_clip(pending, 'all', name, frames, scale)
             info['videos'][osp.basename(video)] = dict(report, path=video, clips=names)
-            log(f'{video}: {report["frames"]} frames, {report["shots"]} shots -> {len(clips)} clips')
+            log(f'{video}: {report["frames"]} frames, {report["shots"]} shots -> {len(names)} clips')
         splits = assign_splits({v: len(d['clips']) for v, d in info['videos'].items()}, val_clips, test_clips)
         for video, details in info['videos'].items():
             details['split'] = split = splits[video]
