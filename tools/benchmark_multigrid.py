@@ -113,16 +113,22 @@ def summarize_run(experiment_root, label, opt):
 def with_test_split(opt):
     """Validate on the data's test split too (`datasets.val_2`, named `<val name>_test`) when it has one."""
     val = opt['datasets']['val']
-    root = osp.dirname(osp.dirname(_absolute(val['dataroot_gt']).rstrip('/')))
-    meta = osp.join(root, 'meta_info_test.txt')
-    if osp.isfile(meta):
-        opt['datasets']['val_2'] = dict(val, name=f"{val['name']}_test", dataroot_gt=osp.join(root, 'test', 'GT'),
-                                        dataroot_lq=osp.join(root, 'test', 'LQ'), meta_info_file=meta)
+    paths = split_paths(data_root(opt), 'test')
+    if osp.isfile(paths['meta_info_file']):
+        opt['datasets']['val_2'] = dict(val, name=f"{val['name']}_test", **paths)
     return opt
 
 
-def _absolute(path):
-    return path if osp.isabs(path) else osp.join(REPO_ROOT, path)  # runs start in REPO_ROOT
+def split_paths(root, split):
+    """The dataset keys of one split of a demo / make_video_dataset.py folder."""
+    return {'dataroot_gt': osp.join(root, split, 'GT'), 'dataroot_lq': osp.join(root, split, 'LQ'),
+            'meta_info_file': osp.join(root, f'meta_info_{split}.txt')}
+
+
+def data_root(opt):
+    """The folder holding the val split the options read (`<root>/val/GT`); runs start in REPO_ROOT."""
+    gt = opt['datasets']['val']['dataroot_gt']
+    return osp.dirname(osp.dirname((gt if osp.isabs(gt) else osp.join(REPO_ROOT, gt)).rstrip('/')))
 
 
 def variant_options(opt, lr_factor, warmup):
@@ -155,7 +161,7 @@ def split_comparison(baseline_runs, runs, split):
     speedups, drops = [], []
     for baseline, run in zip(baseline_runs, runs):
         target = baseline['splits'][split]['final_psnr']
-        reached = time_to_psnr({'curve': run['splits'][split]['curve']}, target)
+        reached = time_to_psnr(run['splits'][split]['curve'], target)
         speedups.append(baseline['wall_s'] / reached if reached else None)
         drops.append(target - run['splits'][split]['final_psnr'])
     return {'speedup_to_baseline_psnr': spread(speedups), 'speedup_values': speedups,
@@ -163,9 +169,9 @@ def split_comparison(baseline_runs, runs, split):
             'final_psnr': spread([run['splits'][split]['final_psnr'] for run in runs])}
 
 
-def time_to_psnr(run, target):
-    """The first validated wall-clock time at which the run reaches `target` dB, or None."""
-    return next((wall for wall, _, psnr in run['curve'] if psnr >= target), None)
+def time_to_psnr(curve, target):
+    """The first validated wall-clock time of a `[wall_s, iter, psnr]` curve at `target` dB or above, or None."""
+    return next((wall for wall, _, psnr in curve if psnr >= target), None)
 
 
 def compare(runs):
@@ -175,7 +181,7 @@ def compare(runs):
     for run in runs:
         for phase in run['phases']:
             phase['measured_rel_cost'] = phase['s_per_iter'] / baseline_s_per_iter
-        reached = time_to_psnr(run, baseline['final_psnr'])
+        reached = time_to_psnr(run['curve'], baseline['final_psnr'])
         run['speedup_to_baseline_psnr'] = baseline['wall_s'] / reached if reached else None
         run['psnr_drop_db'] = baseline['final_psnr'] - run['final_psnr']
     first_multigrid = runs[1]
@@ -249,11 +255,10 @@ def use_data(opt, data):
     """Train and validate on a folder made by tools/make_demo_data.py or tools/make_video_dataset.py."""
     data = osp.abspath(data)
     for split in ('train', 'val'):
-        meta = osp.join(data, f'meta_info_{split}.txt')
-        if not osp.isfile(meta):
-            raise SystemExit(f'error: --data: {data} has no {split} split ({meta} not found)')
-        opt['datasets'][split].update(dataroot_gt=osp.join(data, split, 'GT'), dataroot_lq=osp.join(data, split, 'LQ'),
-                                      meta_info_file=meta)
+        paths = split_paths(data, split)
+        if not osp.isfile(paths['meta_info_file']):
+            raise SystemExit(f"error: --data: {data} has no {split} split ({paths['meta_info_file']} not found)")
+        opt['datasets'][split].update(paths)
 
 
 def main(argv=None):
@@ -379,7 +384,7 @@ def bicubic_psnr(opt):
 
 def bicubic_psnrs(opt):
     """{split: bicubic PSNR} as the demo data (demo_info.json) or a make_video_dataset.py folder records it."""
-    root = osp.dirname(osp.dirname(_absolute(opt['datasets']['val']['dataroot_gt']).rstrip('/')))
+    root = data_root(opt)
     if osp.isfile(osp.join(root, 'demo_info.json')):
         with open(osp.join(root, 'demo_info.json')) as f:
             info = json.load(f)
