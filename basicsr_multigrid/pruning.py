@@ -1,11 +1,11 @@
 """Reading the surviving channel widths off a group-sparsity-trained network, and the student options they give.
 
-The sparse run (`optim_g.type: OBProxSG` with `sparsity: channel`) drives whole output channels to exactly zero.
-The arch says where each width lives (`width_groups()`, see `archs/stmfnet_arch.py` and `width_entry_parts`) and
-which widths it accepts (`width_rules`: {argument: (minimum, multiple)}). A layer keeps the channels whose weights
-have an L2 norm above the threshold (a width made of several layers side by side, such as UMSResNeXt's two
-branches, keeps a channel while any of its layers does), and the new width is the most any layer of that group
-keeps, rounded up to what the arch accepts.
+The sparse run (`optim_g.type: OBProxSG` with `sparsity: channel`) drives whole channels of each width to exactly
+zero. The arch says where each width lives (`channel_units()`, see utils/channel_units.py: every layer of the width,
+its bias and BatchNorm shift) and which widths it accepts (`width_rules`: {argument: (minimum, multiple)}).
+Channel c of a width survives while its unit's entries at c have a joint L2 norm above the threshold: the union
+over the width's layers (they are summed or concatenated with each other), a bias or shift alone keeping it.
+The new width is the number of surviving channels, rounded up to what the arch accepts.
 """
 import copy
 import inspect
@@ -13,7 +13,6 @@ import inspect
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from basicsr_multigrid.archs.stmfnet_arch import width_entry_parts
 from basicsr_multigrid.utils.errors import OptionError
 
 
@@ -31,39 +30,50 @@ def network_arguments(network_opt):
 def prunable_network(network_opt):
     """The arch of `network_opt` built at its trained widths; OptionError if it cannot tell its widths."""
     cls, arguments = network_arguments(network_opt)
-    if not hasattr(cls, 'width_groups'):
-        raise OptionError(f"network_g.type: {network_opt['type']} has no width_groups(); cannot prune it")
+    if not hasattr(cls, 'channel_units'):
+        raise OptionError(f"network_g.type: {network_opt['type']} has no width arguments (channel_units()); cannot "
+                          'prune it')
     return cls(**arguments)
 
 
-def missing_width_weights(network, state):
-    """Names of the weights width_groups() reads that `state` lacks."""
-    return [name for entries in network.width_groups().values() for entry in entries
-            for part in width_entry_parts(entry) for name, _ in part if name not in state]
+def check_state_matches(network, state, source):
+    """OptionError naming the first tensor of the network's channel units that `state` lacks or holds in another
+    shape (a checkpoint of another arch or other widths)."""
+    params = dict(network.named_parameters())
+    for tensors in network.channel_units().values():
+        for tensor in tensors:
+            if tensor.name not in state:
+                raise OptionError(f'{source} does not match the network (no {tensor.name})')
+            if state[tensor.name].shape != params[tensor.name].shape:
+                found, expected = tuple(state[tensor.name].shape), tuple(params[tensor.name].shape)
+                raise OptionError(f'{source} does not match the network ({tensor.name}: shape {found}, the network '
+                                  f'has {expected})')
 
 
-def channel_alive(weight, out_dim, threshold):
-    other = [d for d in range(weight.dim()) if d != out_dim]
-    return weight.float().pow(2).sum(dim=other).sqrt() > threshold
-
-
-def entry_channels(entry, state, threshold):
-    """(channels, surviving channels) of one width_groups() entry: parts side by side, each part's channels
-    alive while any of its layers keeps them."""
-    total = kept = 0
-    for part in width_entry_parts(entry):
-        alive = torch.stack([channel_alive(state[name], dim, threshold) for name, dim in part]).any(dim=0)
-        total, kept = total + alive.numel(), kept + int(alive.sum())
-    return total, kept
+def surviving_channels(network, state, threshold):
+    """{width key: (trained width, [indices of the surviving channels])}."""
+    survivors = {}
+    for key, tensors in network.channel_units().items():
+        width = max(t.offset + state[t.name].shape[t.dim] for t in tensors)
+        squares = torch.zeros(width, dtype=torch.float64)
+        for name, dim, offset in tensors:
+            count = state[name].shape[dim]
+            squares[offset:offset + count] += state[name].double().movedim(dim, 0).reshape(count, -1).pow(2).sum(1)
+        survivors[key] = (width, torch.nonzero(squares.sqrt() > threshold).flatten().tolist())
+    return survivors
 
 
 def pruned_widths(network, state, threshold):
-    """{width key: (trained width, surviving width)}: the most channels any entry of the group keeps."""
-    widths = {}
-    for key, entries in network.width_groups().items():
-        counts = [entry_channels(entry, state, threshold) for entry in entries]
-        widths[key] = (counts[0][0], max(kept for _, kept in counts))
-    return widths
+    """{width key: (trained width, surviving width)}."""
+    return {key: (width, len(kept)) for key, (width, kept) in surviving_channels(network, state, threshold).items()}
+
+
+def check_no_width_emptied(widths, lambda_):
+    """OptionError naming the first width whose every channel was pruned, with a smaller lambda to try."""
+    for key, (width, kept) in widths.items():
+        if kept == 0:
+            raise OptionError(f'{key}: all {width} channels were pruned; train.optim_g.lambda_ {lambda_:g} is too '
+                              f'large for this width (try {lambda_ / 4:g})')
 
 
 def legal_width(width_rules, argument, width):
@@ -73,15 +83,20 @@ def legal_width(width_rules, argument, width):
 
 
 def student_arguments(template_network_opt, widths):
-    """The student arch class and its arguments: the template's, with each surviving width made legal."""
+    """The student arch class and its arguments: the template's, with each surviving width made legal. OptionError
+    when the arch's smallest legal width is wider than the trained one."""
     cls, arguments = network_arguments(template_network_opt)
     rules = getattr(cls, 'width_rules', {})
-    for key, (_, kept) in widths.items():
-        if key.endswith(']'):  # 'name[i]' as width_groups() spells it
-            name, index = key[:-1].split('[')
-            arguments[name][int(index)] = legal_width(rules, name, kept)
+    for key, (trained, kept) in widths.items():
+        name, index = key[:-1].split('[') if key.endswith(']') else (key, None)  # 'name[i]' as width_groups() has
+        width = legal_width(rules, name, kept)
+        if width > trained:
+            raise OptionError(f'{key}: the student {cls.__name__} needs at least {width} channels, more than the '
+                              f'{trained} of the sparse-trained network')
+        if index is None:
+            arguments[name] = width
         else:
-            arguments[key] = legal_width(rules, key, kept)
+            arguments[name][int(index)] = width
     return cls, arguments
 
 
@@ -94,3 +109,82 @@ def student_options(template, sparse_opt, student_network_opt, teacher_path, nam
     opt['network_t'] = copy.deepcopy(sparse_opt['network_g'])
     opt.setdefault('path', {})['pretrain_network_t'] = teacher_path
     return opt
+
+
+def pruned_initial_state(teacher_network_opt, teacher_state, survivors, student_network_opt):
+    """The student's initial weights cut from the (sparse-trained) teacher's: `(state, kept_from_teacher)`.
+
+    Each dimension of each tensor is matched to the width it indexes by building the teacher arch with one width
+    argument widened at a time: a dimension that grows with exactly one width, by that width's growth, is indexed
+    by the surviving channels of that width (filled up, in order, with pruned channels where the student's legal
+    width is larger); one that grows with none is copied whole. Tensors with a dimension that follows a width
+    non-linearly (the ResNeXt bottlenecks of a changed feature width) keep the student's own initialisation.
+    """
+    cls, arguments = network_arguments(teacher_network_opt)
+    probe = dict(arguments, use_flow=False)  # the flow branch has no width arguments
+    base = _tensor_shapes(cls, probe)
+    # wider than every width, so that no layer whose input and output widths differ loses its shortcut conv
+    widening = 2 * (1 + max(width for width, _ in survivors.values()))
+    growth = {}  # (name, dim) -> [(width key, growth)]
+    for key in survivors:
+        wider = _tensor_shapes(cls, _widened(probe, key, widening))
+        for name, shape in base.items():
+            for dim, (size, wider_size) in enumerate(zip(shape, wider[name])):
+                if size != wider_size:
+                    growth.setdefault((name, dim), []).append((key, wider_size - size))
+    offsets = {t.name: t.offset for tensors in cls(**probe).channel_units().values() for t in tensors}
+    student_cls, student_arguments = network_arguments(student_network_opt)
+    student_state = student_cls(**student_arguments).state_dict()
+    state, kept = {}, []
+    for name, target in student_state.items():
+        tensor = teacher_state.get(name)
+        if tensor is None:
+            continue
+        for dim in range(tensor.dim()):
+            indices = _dimension_indices(growth.get((name, dim), []), survivors, widening, tensor.shape[dim],
+                                         target.shape[dim], offsets.get(name, 0))
+            if indices is False:
+                break
+            if indices is not None:
+                tensor = tensor.index_select(dim, torch.tensor(indices, dtype=torch.long))
+        else:
+            if tensor.shape == target.shape:
+                state[name] = tensor.clone()
+                kept.append(name)
+    return dict(student_state, **state), kept
+
+
+def _dimension_indices(grown_by, survivors, widening, size, target_size, part_offset):
+    """Teacher indices of one dimension for the student: None (copy whole), a list, or False (cannot map)."""
+    if not grown_by:
+        return None if size == target_size else False
+    if all(len(survivors[key][1]) == survivors[key][0] for key, _ in grown_by):  # no channel pruned
+        return None if size == target_size else False
+    if len(grown_by) != 1:
+        return False
+    key, grown = grown_by[0]
+    width, kept = survivors[key]
+    if grown == widening and size == width:
+        channels = list(range(width))
+    elif grown == widening // 2 and size == width // 2:  # one part of a width made of two parts side by side
+        channels = list(range(part_offset, part_offset + size))
+    else:
+        return False
+    alive = [c for c in channels if c in set(kept)]
+    filler = [c for c in channels if c not in set(kept)]
+    indices = sorted(alive + filler[:max(0, target_size - len(alive))])
+    return [channels.index(c) for c in indices] if len(indices) == target_size else False
+
+
+def _tensor_shapes(cls, arguments):
+    return {name: tuple(t.shape) for name, t in cls(**arguments).state_dict().items()}
+
+
+def _widened(arguments, key, extra):
+    arguments = {k: list(v) if isinstance(v, list) else v for k, v in arguments.items()}
+    if key.endswith(']'):
+        name, index = key[:-1].split('[')
+        arguments[name][int(index)] += extra
+    else:
+        arguments[key] += extra
+    return arguments

@@ -4,11 +4,13 @@ package's own reader)."""
 import copy
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from os import path as osp
 
 import pytest
+import torch
 import yaml
 
 import basicsr_multigrid  # noqa: F401  (before any basicsr import: compat fixes + registration)
@@ -89,6 +91,28 @@ def run_training(root_path, options_path, *extra_args, cwd=None, check=True, tim
     if check and result.returncode != 0:
         raise AssertionError(f'training failed ({result.returncode}):\n{result.stdout[-6000:]}')
     return result
+
+
+def train_until(root, opt_path, stop_line=None, *extra):
+    """Run training; with `stop_line`, SIGKILL it as soon as a log line contains that text. Returns the log."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    process = subprocess.Popen([sys.executable, '-c', TRAIN_CODE, str(root), '-opt', opt_path, *extra], cwd=REPO_ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if stop_line and stop_line in line:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+    process.stdout.close()
+    process.wait(timeout=600)
+    log = ''.join(lines)
+    assert process.returncode == (-signal.SIGKILL if stop_line else 0), log[-4000:]
+    return log
+
+
+def final_weights(root, name):
+    return torch.load(osp.join(root, 'experiments', name, 'models', 'net_g_latest.pth'), weights_only=True)['params']
 
 
 def tree_digest(folder):

@@ -7,7 +7,7 @@ from os import path as osp
 
 import pytest
 
-from tests.conftest import REPO_ROOT, demo_options, write_options
+from tests.conftest import REPO_ROOT, TINY_WIDTHS, demo_options, write_options
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import benchmark_multigrid  # noqa: E402
@@ -79,19 +79,63 @@ def test_largebatch_scales_batch_iterations_and_lr():
 
 
 @pytest.mark.slow
-def test_benchmark_kd_reports_teacher_and_student_complexity(tmp_path):
-    """The complexity half of tools/benchmark_kd.py on small frames (the training half runs the demo options,
-    which tests/test_knowledge_distillation.py covers)."""
+def test_benchmark_kd_reports_the_published_pairs_complexity(tmp_path):
+    """--complexity-only measures the published ST-MFNet and ST-MFNet Mini (small frames here)."""
     import benchmark_kd
     out = tmp_path / 'kd.json'
     benchmark_kd.main(['--out', str(out), '--complexity-only', '--resolution', '64', '--repeats', '1'])
     with open(out) as f:
         result = json.load(f)
-    teacher, student = result['teacher'], result['student']
-    assert (teacher['params'], student['params']) == (21028700, 1822063)
-    assert teacher['macs'] > student['macs'] > 0 and teacher['ms_per_frame'] > 0 and student['ms_per_frame'] > 0
-    assert result['summary']['params_ratio'] == pytest.approx(1822063 / 21028700, abs=1e-4)
-    assert result['targets_met']['params_ratio'] is True and 'psnr_gap_db' not in result['targets_met']
+    teacher, mini = result['published']['teacher'], result['published']['mini']
+    assert (teacher['params'], mini['params']) == (21028700, 1822063)
+    assert teacher['macs'] > mini['macs'] > 0 and teacher['ms_per_frame'] > 0 and mini['ms_per_frame'] > 0
+    assert result['published']['params_ratio'] == pytest.approx(1822063 / 21028700, abs=1e-4)
+    assert set(result['targets_met']) == {'published_speedup'} and 'teacher' not in result
+
+
+@pytest.mark.slow
+def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_runs(demo_data, tmp_path, monkeypatch,
+                                                                                    capsys):
+    """The whole workflow at tiny widths and iterations: teacher, sparse run, read-off, distilled and no-KD
+    students for two seeds; a second invocation reuses the finished teacher and sparse runs."""
+    import benchmark_kd
+    original = benchmark_kd.demo_run_options
+
+    def tiny_runs(opt, name, data, iters, val_points, seed=None):
+        opt = original(opt, name, data, iters, val_points, seed)
+        opt['datasets']['val'].update(dataroot=osp.join(data, 'train', 'GT'), window_stride=6,
+                                      meta_info_file=osp.join(data, 'meta_info_train.txt'))  # test clips are short
+        opt['datasets']['train']['num_worker_per_gpu'] = 0
+        for key in ('network_g', 'network_t'):
+            if key in opt and opt[key]['type'] == 'STMFNet':
+                opt[key].update(TINY_WIDTHS)
+        return opt
+
+    monkeypatch.setattr(benchmark_kd, 'demo_run_options', tiny_runs)
+    out, png = tmp_path / 'kd.json', tmp_path / 'kd.png'
+    args = ['--out', str(out), '--plot', str(png), '--data', demo_data, '--work-dir', str(tmp_path / 'work'),
+            '--teacher-iters', '2', '--sparse-iters', '2', '--student-iters', '2', '--seeds', '2',
+            '--resolution', '64', '--demo-resolution', '64', '--repeats', '1']
+    benchmark_kd.main(args)
+    result = json.loads(out.read_text())
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+    assert {'teacher', 'sparse', 'student', 'student_no_kd', 'student_pruned_init', 'student_no_kd_pruned_init',
+            'frame_average', 'seeds', 'kd_gain_db', 'kd_gain_db_pruned_init', 'published', 'targets_met'} <= set(result)
+    assert result['sparse']['init']['tensors_from_sparse_run'] > 0
+    assert len(result['student']['psnr_per_seed']) == len(result['student_no_kd']['psnr_per_seed']) == 2
+    assert result['kd_gain_db'] == [pytest.approx(kd - no_kd, abs=1e-3) for kd, no_kd in
+                                    zip(result['student']['psnr_per_seed'], result['student_no_kd']['psnr_per_seed'])]
+    student = result['student']['network']
+    assert student['type'] == 'STMFNetMini' and student['use_flow'] is False
+    assert student['grid_channels'] == [result['sparse']['widths'][f'grid_channels[{i}]'] for i in range(3)]
+    assert result['student']['params'] < result['teacher']['params']
+    assert set(result['targets_met']) == {'published_speedup', 'teacher_over_frame_average', 'params_ratio',
+                                          'student_gap_to_teacher', 'kd_gain'}
+    capsys.readouterr()
+    benchmark_kd.main(args[:args.index('--seeds')] + ['--seeds', '1'] + args[args.index('--seeds') + 2:])
+    printed = capsys.readouterr().out
+    assert 'teacher: reusing the finished run' in printed and 'sparse: reusing the finished run' in printed
+    assert 'student seed 0: training' in printed
 
 
 @pytest.mark.slow
@@ -131,7 +175,9 @@ def test_tune_grid_scales_the_lr_and_switches_the_warmup():
                      'hooks': [{'type': 'LinearScalingLRHook', 'reference_batch': 2}]}}
     on = benchmark_multigrid.variant_options(opt, 0.5, 'on')
     assert on['train']['optim_g']['lr'] == pytest.approx(1e-3)
-    assert on['train']['hooks'][0] == {'type': 'LinearWarmupHook', 'warmup_iter': 20}
+    assert on['train']['hooks'][0] == {'type': 'LinearWarmupHook', 'warmup_iter': 10}
+    own = dict(opt, train=dict(opt['train'], hooks=[{'type': 'LinearWarmupHook', 'warmup_iter': 50}]))
+    assert benchmark_multigrid.variant_options(own, 1, 'on')['train']['hooks'] == on['train']['hooks'][:1]
     off = benchmark_multigrid.variant_options(on, 2, 'off')
     assert off['train']['hooks'] == [{'type': 'LinearScalingLRHook', 'reference_batch': 2}]
     assert benchmark_multigrid.variant_options(on, 1, 'on')['train']['hooks'] == on['train']['hooks']

@@ -12,7 +12,8 @@ from basicsr_multigrid.models.feature_distillation import FeatureDistillation, a
 from basicsr_multigrid.utils.errors import OptionError
 from basicsr_multigrid.training.cli import run_cli as cli
 from basicsr_multigrid.training.runner import train_pipeline
-from tests.conftest import metric_records, recorded, run_training, tiny_multigrid_options, vfi_options, write_options
+from tests.conftest import (final_weights, metric_records, recorded, run_training, tiny_multigrid_options, train_until,
+                            vfi_options, write_options)
 
 LAPLACIAN = {'type': 'LaplacianPyramidLoss', 'reduction': 'mean'}
 
@@ -158,3 +159,25 @@ def test_distillation_run_resumes_with_its_teacher(demo_data, vsr_teacher, tmp_p
     assert 'Resuming training from epoch: 0, iter: 3.' in run_training(tmp_path, opt_path, '--auto_resume').stdout
     logged = recorded(tmp_path, 'kd_resume').iterations  # the interrupted run's records of 4-6 were replaced
     assert [r['iter'] for r in logged] == list(range(1, 7)) and all(r['l_distill'] > 0 for r in logged)
+
+
+@pytest.mark.slow
+def test_sigkilled_frame_interpolation_distillation_resumes_to_the_uninterrupted_weights(demo_data, vfi_teacher,
+                                                                                         tmp_path):
+    """Every training item draws its crop, flips and order from its own seed through the scheduled sampler, so a
+    run killed after its checkpoint at iteration 3 and resumed reads what an uninterrupted run reads."""
+    teacher_weights = str(vfi_teacher / 'experiments' / 'vfi_teacher' / 'models' / 'net_g_latest.pth')
+    opt = vfi_options(demo_data, 'train_STMFNetMini_KD_demo.yml', 'vfi_kd_kill', train__total_iter=6, val__val_freq=6,
+                      path__pretrain_network_t=teacher_weights, datasets__train__num_worker_per_gpu=1)
+    opt_path = write_options(opt, tmp_path)
+    train_until(tmp_path / 'reference', opt_path)
+    root = tmp_path / 'interrupted'
+    train_until(root, opt_path, 'iter:       5,')  # checkpoint of iteration 3 written, 4 and 5 lost
+    assert 'Resuming training from epoch: 0, iter: 3.' in train_until(root, opt_path, None, '--auto_resume')
+    logged = recorded(root, 'vfi_kd_kill').iterations
+    assert [r['iter'] for r in logged] == list(range(1, 7))
+    assert [r['l_distill'] for r in logged] == [r['l_distill'] for r in recorded(tmp_path / 'reference',
+                                                                                 'vfi_kd_kill').iterations]
+    reference = final_weights(tmp_path / 'reference', 'vfi_kd_kill')
+    for key, value in final_weights(root, 'vfi_kd_kill').items():
+        torch.testing.assert_close(value, reference[key], rtol=0, atol=1e-6)

@@ -6,6 +6,7 @@ from torch import nn
 
 from basicsr.models.base_model import BaseModel
 from basicsr_multigrid.optim.obproxsg import OBProxSG, channel_sparsity_param_groups
+from basicsr_multigrid.utils.channel_units import channel_units, layer_units
 from basicsr_multigrid.utils.errors import OptionError
 
 
@@ -47,8 +48,10 @@ def test_channel_mode_zeroes_whole_output_channels_and_reports_density():
     net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.ConvTranspose2d(8, 6, 2, stride=2))
     with torch.no_grad():  # make half the output channels of each layer small, so the group lasso removes them
         net[0].weight[4:] *= 1e-3
+        net[0].bias[4:] *= 1e-3
         net[2].weight[:, 3:] *= 1e-3
-    optimizer = OBProxSG(channel_sparsity_param_groups(net), lr=0.01, lambda_=5.0, prox_iters=3, sparsity='channel')
+        net[2].bias[3:] *= 1e-3
+    optimizer = OBProxSG(channel_sparsity_param_groups(net), lr=0.01, lambda_=0.5, prox_iters=3, sparsity='channel')
     data = torch.randn(2, 3, 8, 8)
     for _ in range(6):
         optimizer.zero_grad()
@@ -58,20 +61,97 @@ def test_channel_mode_zeroes_whole_output_channels_and_reports_density():
     deconv_alive = net[2].weight.transpose(0, 1).flatten(1).norm(dim=1) > 0
     assert conv_alive.tolist() == [True] * 4 + [False] * 4
     assert deconv_alive.tolist() == [True] * 3 + [False] * 3
-    assert net[0].bias.abs().sum() > 0  # biases are not regularised in channel mode
-    regularised = net[0].weight.numel() + net[2].weight.numel()
-    nonzero = int(torch.count_nonzero(net[0].weight)) + int(torch.count_nonzero(net[2].weight))
+    assert (net[0].bias[4:] == 0).all() and (net[0].bias[:4] != 0).all()  # a bias goes with its channel
+    regularised = sum(p.numel() for p in net.parameters())
+    nonzero = sum(int(torch.count_nonzero(p)) for p in net.parameters())
     assert optimizer.density() == pytest.approx(nonzero / regularised)
     assert 0.4 < optimizer.density() < 0.6
 
 
-def test_channel_param_groups_tag_the_output_dimension():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ConvTranspose3d(4, 2, 1), nn.Linear(5, 7))
-    groups = {g['channel_dim']: g['params'] for g in channel_sparsity_param_groups(net)}
-    assert [p is net[0].weight for p in groups[0]] == [True, False]  # conv and linear weights
-    assert groups[0][1] is net[3].weight
-    assert groups[1] == [net[2].weight]
-    assert len(groups[None]) == 5  # conv, deconv and linear biases, batch-norm weight and bias
+class CoupledPair(nn.Module):
+    """Two convs whose outputs are summed (one width, `channels`), then a conv with a BatchNorm of its own width."""
+
+    def __init__(self, channels=4):
+        super().__init__()
+        self.left, self.right = nn.Conv2d(3, channels, 3, padding=1), nn.Conv2d(3, channels, 1)
+        self.head = nn.Sequential(nn.Conv2d(channels, 2, 3, padding=1), nn.BatchNorm2d(2))
+
+    def forward(self, x):
+        return self.head(self.left(x) + self.right(x))
+
+    def width_groups(self):
+        return {'channels': [('left.weight', 0), ('right.weight', 0)]}
+
+    def channel_units(self):
+        return channel_units(self)
+
+
+def test_a_width_is_one_unit_over_its_layers_their_biases_and_batchnorm_shifts():
+    net = CoupledPair()
+    assert channel_units(net)['channels'] == [('left.weight', 0, 0), ('left.bias', 0, 0), ('right.weight', 0, 0),
+                                              ('right.bias', 0, 0)]
+    assert layer_units(net)['head.0'] == [('head.0.weight', 0, 0), ('head.0.bias', 0, 0), ('head.1.bias', 0, 0)]
+    # an activation between a conv and its BatchNorm keeps the channels; another conv in between does not
+    chain = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU(), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1),
+                          nn.BatchNorm2d(4))
+    assert [t.name for t in layer_units(chain)['0']] == ['0.weight', '0.bias', '2.bias']
+    assert [t.name for t in layer_units(chain)['3']] == ['3.weight', '3.bias']
+    groups = channel_sparsity_param_groups(net)
+    assert [g.get('unit') for g in groups] == ['channels', None]
+    assert [p is q for p, q in zip(groups[0]['params'], [net.left.weight, net.left.bias, net.right.weight,
+                                                         net.right.bias])] == [True] * 4
+    assert {id(p) for p in groups[1]['params']} == {id(p) for p in net.head.parameters()}  # not a width: plain
+
+
+def test_coupled_layers_lose_a_channel_together_and_keep_it_while_either_holds_it():
+    net = CoupledPair()
+    with torch.no_grad():
+        for conv in (net.left, net.right):
+            conv.weight.fill_(0.1)
+            conv.bias.fill_(0.1)
+        net.left.weight[2:] = 0.01  # channels 2 and 3 small in the left conv ...
+        net.left.bias[2:] = 0.01
+        net.right.weight[3] = 0.01  # ... channel 3 small in the right one too, channel 2 not
+        net.right.bias[3] = 0.01
+    # 32 entries per channel: removed below norm lr * lambda * sqrt(32) = 0.113; channel 2 has 0.207, channel 3 0.057
+    optimizer = OBProxSG(channel_sparsity_param_groups(net), lr=1.0, lambda_=0.02, prox_iters=1, sparsity='channel')
+    for param in net.parameters():
+        param.grad = torch.zeros_like(param)
+    optimizer.step()
+    left_alive = net.left.weight.flatten(1).norm(dim=1) > 0
+    assert left_alive.tolist() == [True, True, True, False]  # channel 2 lives on through the right conv
+
+
+def test_group_lambda_grows_with_sqrt_of_the_group_size_so_one_value_fits_every_layer():
+    """Entries of size a everywhere: a channel of p entries has norm a * sqrt(p), so with lambda * sqrt(p) one
+    proximal step (zero gradient) removes it exactly when a <= lr * lambda, whatever the fan-in."""
+    for fan_in in (2, 64):
+        for entry, survives in ((0.0099, False), (0.0101, True)):
+            conv = nn.Conv2d(fan_in, 3, 3, bias=False)
+            with torch.no_grad():
+                conv.weight.fill_(entry)
+            conv.weight.grad = torch.zeros_like(conv.weight)
+            OBProxSG(channel_sparsity_param_groups(conv), lr=0.1, lambda_=0.1, prox_iters=1, sparsity='channel').step()
+            assert bool(conv.weight.abs().sum() > 0) == survives, (fan_in, entry)
+            if survives:  # shrunk by lr * lambda per entry
+                assert conv.weight.detach() == pytest.approx(torch.full_like(conv.weight, entry - 0.01), abs=1e-7)
+
+
+@pytest.mark.parametrize('sparsity', ['element', 'channel'])
+def test_proximal_steps_until_prox_iters_then_orthant_steps_that_never_revive_a_zero(sparsity):
+    """A zero weight with a large gradient: a proximal step moves it off zero; an orthant step keeps it at zero."""
+    conv = nn.Conv2d(1, 2, 1, bias=False)
+    groups = channel_sparsity_param_groups(conv) if sparsity == 'channel' else [conv.weight]
+    optimizer = OBProxSG(groups, lr=0.1, lambda_=0.01, prox_iters=1, sparsity=sparsity)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([0.0, 1.0]).view(2, 1, 1, 1))
+    conv.weight.grad = torch.tensor([-5.0, 0.0]).view(2, 1, 1, 1)
+    optimizer.step()  # step 0 < prox_iters: proximal
+    assert conv.weight[0].item() == pytest.approx(0.5 - 0.1 * 0.01)  # lr*|g| = 0.5, shrunk by lr*lambda
+    with torch.no_grad():
+        conv.weight[0] = 0.0
+    optimizer.step()  # orthant
+    assert conv.weight[0].item() == 0.0 and conv.weight[1].item() == pytest.approx(1.0 - 2 * 0.1 * 0.01)
 
 
 def test_basicsr_models_build_it_by_name():
@@ -111,6 +191,6 @@ def test_video_model_gives_obproxsg_channel_groups_and_obproxsg_refuses_none():
                      'total_iter': 10, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
            'val': {'val_freq': 10, 'metrics': None}}
     optimizer = build_model(opt).optimizer_g
-    assert isinstance(optimizer, OBProxSG) and 0 in {group['channel_dim'] for group in optimizer.param_groups}
-    with pytest.raises(ValueError, match='sparsity channel needs parameter groups with a channel_dim'):
+    assert isinstance(optimizer, OBProxSG) and [0] in [group['channel_dims'][:1] for group in optimizer.param_groups]
+    with pytest.raises(ValueError, match='sparsity channel needs channel-unit parameter groups'):
         OBProxSG(nn.Conv2d(2, 2, 1).parameters(), lr=1e-3, sparsity='channel')

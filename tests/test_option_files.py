@@ -198,7 +198,7 @@ def test_frame_interpolation_networks_take_the_training_crops(rel_path):
             network = ARCH_REGISTRY.get(network_opt.pop('type'))(**network_opt).eval()
             with torch.no_grad():
                 assert network(torch.rand(1, 4, 3, crop, crop)).shape == (1, 3, crop, crop), f'{rel_path}: {key}'
-    params = [{'params': [nn.Parameter(torch.zeros(2, 1))], 'channel_dim': 0}]  # as the models group conv weights
+    params = [{'params': [nn.Parameter(torch.zeros(2, 1))], 'channel_dims': [0], 'channel_offsets': [0]}]  # a unit
     optimizer = BaseModel.get_optimizer(None, opt['train']['optim_g']['type'], params,
                                         **{k: v for k, v in opt['train']['optim_g'].items() if k != 'type'})
     assert optimizer.param_groups[0]['lr'] == opt['train']['optim_g']['lr']
@@ -217,7 +217,8 @@ def test_stmfnet_files_follow_the_seed_recipe():
     assert (student['train']['pixel_opt']['loss_weight'], student['train']['distill_opt']['loss_weight']) == (0.1, 1.0)
     assert student['train']['distill_opt']['reduction'] == 'sum'
     sparse = load('options/train/STMFNet/train_STMFNet_sparse_Vimeo90K.yml')['train']
-    assert sparse['optim_g']['type'] == 'OBProxSG' and sparse['optim_g']['lambda_'] == pytest.approx(1e-4)
+    assert sparse['optim_g']['type'] == 'OBProxSG' and sparse['optim_g']['sparsity'] == 'channel'
+    assert sparse['pixel_opt']['reduction'] == 'mean'  # lambda_ is defined against a mean-reduced loss
     assert sparse['total_iter'] == 20 * epoch and sparse['optim_g']['prox_iters'] == 2 * epoch
 
 

@@ -2,7 +2,6 @@
 table of bad inputs that must stop before anything on disk changes."""
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from os import path as osp
@@ -17,35 +16,13 @@ from basicsr_multigrid.training.cli import run_cli
 from basicsr_multigrid.training.runner import train_pipeline
 from basicsr_multigrid.utils.atomic_io import atomic_torch_save
 from basicsr_multigrid.utils.checkpoint import latest_training_state
-from tests.conftest import (REPO_ROOT, TRAIN_CODE, recorded, steps, tiny_multigrid_options, train_dataset_options,
-                            tree_digest, write_options)
+from tests.conftest import (REPO_ROOT, final_weights, recorded, steps, tiny_multigrid_options,
+                            train_dataset_options, train_until, tree_digest, write_options)
 
 
 def kill_options(demo_data, name):
     return tiny_multigrid_options(demo_data, name, train__total_iter=24, train__scheduler__periods=[24],
                                   logger__save_checkpoint_freq=4, val__val_freq=12)
-
-
-def train_until(root, opt_path, stop_line=None, *extra):
-    """Run training; with `stop_line`, SIGKILL it as soon as a log line contains that text. Returns the log."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    process = subprocess.Popen([sys.executable, '-c', TRAIN_CODE, str(root), '-opt', opt_path, *extra], cwd=REPO_ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if stop_line and stop_line in line:
-            os.kill(process.pid, signal.SIGKILL)
-            break
-    process.stdout.close()
-    process.wait(timeout=600)
-    log = ''.join(lines)
-    assert process.returncode == (-signal.SIGKILL if stop_line else 0), log[-4000:]
-    return log
-
-
-def final_weights(root, name):
-    return torch.load(osp.join(root, 'experiments', name, 'models', 'net_g_latest.pth'), weights_only=True)['params']
 
 
 @pytest.mark.slow
@@ -187,6 +164,20 @@ def test_bad_input_stops_with_one_line_before_touching_disk(demo_data, existing_
                                                             dotted, value, expected):
     opt = tiny_multigrid_options(demo_data, 'bad')
     set_key(opt, dotted, value)
+    assert_stops_before_touching_disk(opt, expected, existing_experiment, tmp_path, capsys)
+
+
+def test_a_summed_loss_with_channel_sparsity_stops_before_touching_disk(demo_data, existing_experiment, tmp_path,
+                                                                          capsys):
+    opt = tiny_multigrid_options(demo_data, 'bad',
+                                 train__optim_g={'type': 'OBProxSG', 'lr': 1e-3, 'sparsity': 'channel'})
+    opt['train']['pixel_opt']['reduction'] = 'sum'
+    assert_stops_before_touching_disk(opt, 'train.pixel_opt.reduction: sum with OBProxSG channel sparsity makes '
+                                      'lambda_ depend on the batch and patch size; use reduction: mean',
+                                      existing_experiment, tmp_path, capsys)
+
+
+def assert_stops_before_touching_disk(opt, expected, existing_experiment, tmp_path, capsys):
     opt_path = write_options(opt, tmp_path)
     before = tree_digest(existing_experiment)
     with pytest.raises(SystemExit) as stopped:

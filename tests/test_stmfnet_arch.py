@@ -15,7 +15,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn as nn
 from torch.nn import functional as F
 
-from basicsr_multigrid.archs.stmfnet_arch import STMFNet, width_entry_parts
+from basicsr_multigrid.archs.stmfnet_arch import STMFNet
+from basicsr_multigrid.utils.channel_units import width_entry_parts
 from basicsr_multigrid.archs.stmfnet_blocks import reflect_pad_to
 from basicsr_multigrid.archs.stmfnet_mini_arch import STMFNetMini
 

@@ -1,22 +1,26 @@
-"""Teacher vs distilled student: size, compute, CPU speed and quality on the held-out demo clips.
+"""The pruning + distillation workflow of ST-MFNet Mini end to end on CPU, and the published pair's complexity.
 
-    python tools/benchmark_kd.py --out kd.json                       # train all three runs, then measure
-    python tools/benchmark_kd.py --out kd.json --complexity-only     # params, MACs and speed only
+    python tools/benchmark_kd.py --preset cpu --out kd.json --plot kd.png    # the whole workflow (demo data)
+    python tools/benchmark_kd.py --out kd.json --complexity-only             # published pair: params, MACs, speed
 
-Training (on the demo frame-interpolation data: windows of the demo videos, frames t, t+2, t+4, t+6 -> t+3),
-one run after the other, each for --iters iterations with the same seed and data:
+The workflow, on the demo frame-interpolation data (windows of the demo videos, frames t, t+2, t+4, t+6 -> t+3;
+validated on the held-out clips), with the CPU-scale ST-MFNet family of options/train/demo/:
 
-1. the teacher (options/train/demo/train_STMFNet_demo.yml), trained from scratch;
-2. the student distilled from it (train_STMFNetMini_KD_demo.yml: 0.1 * Lap(S, GT) + Lap(S, T));
-3. the same student trained on the ground truth alone (train_STMFNetMini_demo.yml), for comparison.
+1. the teacher (train_STMFNet_demo.yml), trained from scratch; a finished teacher run with the same options in
+   --work-dir is reused (and the output says so);
+2. the sparse run (train_STMFNet_sparse_demo.yml): OBProxSG channel group lasso from the teacher's weights;
+3. the width read-off (basicsr_multigrid/pruning.py): the student's widths are the surviving channels;
+4. for each of --seeds seeds, the student at those widths (train_STMFNetMini_KD_demo.yml and
+   train_STMFNetMini_demo.yml): distilled from the dense teacher (0.1 * Lap(S, GT) + Lap(S, T)), and trained on
+   the ground truth alone, for the same iterations; both from their own initialisation (`student`,
+   `student_no_kd`) and from the sparse network's surviving channels (`student_pruned_init`,
+   `student_no_kd_pruned_init`).
 
-`frame_average` is the plain mean of I1 and I2 on the same clips: the level a trained network must beat.
-
-PSNR / SSIM are those of the last validation on the held-out clips (never trained on). Complexity: `params`
-(learnable parameters), `macs` (mmengine's get_model_complexity_info, multiply-accumulates of one interpolated
-frame at --resolution; the pure-PyTorch AdaCoF / softsplat / correlation ops are not counted by it), and
-`ms_per_frame` (median over --repeats eval-mode forward passes on the CPU, teacher and student alternating so
-both see the same machine load).
+`frame_average` is the plain mean of I1 and I2 on the same clips: the level a trained network must beat. PSNR /
+SSIM are each run's last validation; curves are PSNR against iteration. Complexity: `params` (learnable
+parameters), `macs` (mmengine's count of conv / linear multiply-accumulates for one frame at --resolution; the
+pure-PyTorch AdaCoF / softsplat / correlation ops are not in it) and `ms_per_frame` (median of --repeats eval-mode
+forward passes on the CPU, the networks taking turns so that both see the same machine load).
 """
 import argparse
 import copy
@@ -34,18 +38,29 @@ sys.path.insert(0, REPO_ROOT)
 
 import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
-from basicsr_multigrid.training.recorder import read_run  # noqa: E402
+from basicsr_multigrid import pruning  # noqa: E402
+from basicsr_multigrid.models.teacher import read_state_dict  # noqa: E402
 from basicsr_multigrid.training.cli import train_in_subprocess  # noqa: E402
+from basicsr_multigrid.training.recorder import read_run  # noqa: E402
+from basicsr_multigrid.utils.atomic_io import atomic_torch_save  # noqa: E402
 from basicsr_multigrid.utils.benchmarking import machine_name  # noqa: E402
+from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
 from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 
 DEMO_OPTIONS = {
     'teacher': 'options/train/demo/train_STMFNet_demo.yml',
+    'sparse': 'options/train/demo/train_STMFNet_sparse_demo.yml',
     'student': 'options/train/demo/train_STMFNetMini_KD_demo.yml',
     'student_no_kd': 'options/train/demo/train_STMFNetMini_demo.yml',
 }
+PRESETS = {  # iterations of each run; every run validates at val_points evenly spaced iterations
+    # not yet calibrated against the 90-minute budget on 2 cores (estimated from the earlier full-width runs)
+    'cpu': {'teacher_iters': 1200, 'sparse_iters': 200, 'student_iters': 400, 'seeds': 2, 'val_points': 6},
+}
+PUBLISHED = {'teacher': {'type': 'STMFNet'}, 'mini': {'type': 'STMFNetMini'}}
 SINGLE_PROCESS_IRRELEVANT = ('find_unused_parameters', )  # DDP-only: a run that differs only here is the same run
-TARGETS = {'params_ratio_max': 0.09, 'speedup_min': 1.6, 'psnr_gap_max_db': 0.3}
+TARGETS = {'teacher_over_frame_average_db_min': 1.0, 'params_ratio_max': 0.10, 'student_gap_to_teacher_db_max': 0.5,
+           'kd_gain_db_min': 0.1, 'published_speedup_min': 2.0}
 
 
 def load_options(path):
@@ -55,6 +70,10 @@ def load_options(path):
 def build_network(network_opt):
     network_opt = dict(network_opt)
     return ARCH_REGISTRY.get(network_opt.pop('type'))(**network_opt).eval()
+
+
+def count_params(network):
+    return sum(p.numel() for p in network.parameters())
 
 
 def count_macs(network, frames):
@@ -78,18 +97,27 @@ def time_forward(networks, frames, repeats):
     return {label: statistics.median(values) for label, values in times.items()}
 
 
-def complexity(options, resolution, repeats):
+def complexity(network_opts, resolution, repeats, macs=True):
+    """{label: params, macs, ms_per_frame} of networks built from `network_opts` ({label: network option})."""
     torch.manual_seed(0)
     frames = torch.rand(1, 4, 3, resolution, resolution)
-    networks = {label: build_network(options[label]['network_g']) for label in ('teacher', 'student')}
+    networks = {label: build_network(opt) for label, opt in network_opts.items()}
     speed = time_forward(networks, frames, repeats)
-    return {label: {'params': sum(p.numel() for p in network.parameters()),
-                    'macs': count_macs(network, frames),
-                    'ms_per_frame': round(speed[label], 2)} for label, network in networks.items()}
+    return {label: dict(params=count_params(network), ms_per_frame=round(speed[label], 2),
+                        **({'macs': count_macs(network, frames)} if macs else {}))
+            for label, network in networks.items()}
 
 
-def demo_run_options(opt, name, data, iters, teacher_weights=None):
-    """The shipped demo options pointed at `data`, for `iters` iterations, validating at the end only."""
+def published_complexity(resolution, repeats):
+    measured = complexity(PUBLISHED, resolution, repeats)
+    teacher, mini = measured['teacher'], measured['mini']
+    return dict(measured, params_ratio=round(mini['params'] / teacher['params'], 4),
+                speedup=round(teacher['ms_per_frame'] / mini['ms_per_frame'], 3), resolution=resolution)
+
+
+def demo_run_options(opt, name, data, iters, val_points, seed=None):
+    """The shipped demo options pointed at `data`, for `iters` iterations, validating at `val_points` evenly
+    spaced iterations; LR milestones stay at the same fractions of the run."""
     opt = copy.deepcopy(opt)
     opt['name'] = name
     for phase, split in (('train', 'train'), ('val', 'val')):
@@ -97,41 +125,95 @@ def demo_run_options(opt, name, data, iters, teacher_weights=None):
         dataset['dataroot'] = osp.join(data, split, 'GT')
         dataset['meta_info_file'] = osp.join(data, f'meta_info_{split}.txt')
     train = opt['train']
-    # the LR steps stay at the same fractions of the run
     train['scheduler']['milestones'] = [max(1, m * iters // int(train['total_iter']))
                                         for m in train['scheduler']['milestones']]
     train['total_iter'] = iters
-    opt['val']['val_freq'] = iters
-    opt['logger'].update(save_checkpoint_freq=iters, use_tb_logger=False, print_freq=max(1, iters // 10))
-    if teacher_weights:
-        opt['path']['pretrain_network_t'] = teacher_weights
+    opt['val']['val_freq'] = max(1, iters // val_points)
+    opt['logger'].update(save_checkpoint_freq=iters, use_tb_logger=False, print_freq=max(1, iters // 20))
+    if seed is not None:
+        opt['manual_seed'] = seed
     return opt
 
 
-def final_metrics(experiment_root, dataset_suffix=''):
-    records = read_run(experiment_root).validations
-    mine = [r for r in records if r['dataset'].endswith('_teacher') == bool(dataset_suffix)]
-    last = mine[-1]
-    return {'psnr': round(last['psnr'], 4), 'ssim': round(last['ssim'], 4), 'train_s': last['wall_s'],
-            'iters': last['iter']}
+class Workflow:
+    """Runs (or reuses) the training runs of the workflow one after the other in `work_dir`."""
 
+    def __init__(self, options, data, preset, work_dir):
+        self.options, self.data, self.preset, self.work_dir = options, data, preset, work_dir
 
-def train_all(options, data, iters, work_dir, reuse):
-    """Train teacher, distilled student and no-KD student one after the other; with `reuse`, a run that already
-    finished with the same options in work_dir is read instead of trained again."""
-    results = {}
-    teacher_weights = osp.join(work_dir, 'experiments', 'kd_bench_teacher', 'models', 'net_g_latest.pth')
-    for label, name in (('teacher', 'kd_bench_teacher'), ('student', 'kd_bench_student'),
-                        ('student_no_kd', 'kd_bench_student_no_kd')):
-        opt = demo_run_options(options[label], name, data, iters, teacher_weights if label == 'student' else None)
-        root = osp.join(work_dir, 'experiments', name)
-        if reuse and finished_with(root, opt, osp.join(work_dir, f'{name}.yml')):
-            print(f'{label}: reusing the finished run {root}', flush=True)
+    def weights(self, name):
+        return osp.join(self.work_dir, 'experiments', name, 'models', 'net_g_latest.pth')
+
+    def run(self, label, opt, reuse=False):
+        """Train `opt` (or, with `reuse`, read a finished run with the same options); returns its results."""
+        root = osp.join(self.work_dir, 'experiments', opt['name'])
+        if reuse and finished_with(root, opt, osp.join(self.work_dir, f"{opt['name']}.yml")):
+            print(f'{label}: reusing the finished run {root} (same options)', flush=True)
         else:
-            print(f'{label}: training {name} for {iters} iterations', flush=True)
-            root = train_in_subprocess(opt, work_dir, osp.join(work_dir, f'{label}.log'))
-        results[label] = final_metrics(root)
-    return results
+            print(f"{label}: training {opt['name']} for {opt['train']['total_iter']} iterations", flush=True)
+            started = time.time()
+            root = train_in_subprocess(opt, self.work_dir, osp.join(self.work_dir, f"{opt['name']}.log"))
+            print(f'{label}: done in {time.time() - started:.0f} s', flush=True)
+        return run_results(root)
+
+    def teacher(self):
+        opt = demo_run_options(self.options['teacher'], 'kd_bench_teacher', self.data, self.preset['teacher_iters'],
+                               self.preset['val_points'])
+        return opt, self.run('teacher', opt, reuse=True)
+
+    def sparse(self, teacher_opt):
+        opt = demo_run_options(self.options['sparse'], 'kd_bench_sparse', self.data, self.preset['sparse_iters'],
+                               self.preset['val_points'])
+        opt['network_g'] = copy.deepcopy(teacher_opt['network_g'])
+        opt['path']['pretrain_network_g'] = self.weights(teacher_opt['name'])
+        return opt, self.run('sparse', opt, reuse=True)
+
+    def students(self, teacher_opt, student_network, seeds, init_weights=None):
+        """{label: [results per seed]} of the distilled student and the no-KD student at the read-off widths,
+        from their own initialisation or, with `init_weights`, from the sparse network's surviving channels."""
+        runs = {'student': [], 'student_no_kd': []}
+        init = '_pruned_init' if init_weights else ''
+        for seed in range(seeds):
+            for label, suffix in (('student', 'kd'), ('student_no_kd', 'no_kd')):
+                opt = demo_run_options(self.options[label], f'kd_bench_{suffix}{init}_seed{seed}', self.data,
+                                       self.preset['student_iters'], self.preset['val_points'], seed=seed)
+                opt['network_g'] = copy.deepcopy(student_network)
+                opt['path']['pretrain_network_g'] = init_weights
+                if label == 'student':
+                    opt['network_t'] = copy.deepcopy(teacher_opt['network_g'])
+                    opt['path']['pretrain_network_t'] = self.weights(teacher_opt['name'])
+                runs[label].append(self.run(f'{label}{init} seed {seed}', opt))
+        return runs
+
+
+def read_off_student(sparse_opt, sparse_weights, student_template, init_path):
+    """The student network option from the sparse run's surviving channels, the read-off widths, and the
+    student's initial weights cut from those channels (written to `init_path`; how many tensors came from it)."""
+    network = pruning.prunable_network(sparse_opt['network_g'])
+    state = read_state_dict(sparse_weights, option_key='sparse run weights')
+    pruning.check_state_matches(network, state, f'sparse run weights {sparse_weights}')
+    survivors = pruning.surviving_channels(network, state, threshold=0.0)
+    widths = {key: (width, len(kept)) for key, (width, kept) in survivors.items()}
+    pruning.check_no_width_emptied(widths, sparse_opt['train']['optim_g']['lambda_'])
+    _, arguments = pruning.student_arguments(student_template, widths)
+    student_network = dict(type=student_template['type'], **dict(arguments, use_flow=False))
+    initial, kept = pruning.pruned_initial_state(sparse_opt['network_g'], state, survivors, student_network)
+    atomic_torch_save({'params': initial}, init_path)
+    return student_network, widths, {'tensors_from_sparse_run': len(kept), 'tensors': len(initial)}
+
+
+def run_results(experiment_root):
+    """Last validation (PSNR, SSIM; the student's own, not its teacher's) and the PSNR curve of a run."""
+    records = [r for r in read_run(experiment_root).validations if not r['dataset'].endswith('_teacher')]
+    by_iter = {r['iter']: r for r in records}  # the final validation may repeat the last periodic one
+    last = by_iter[max(by_iter)]
+    run = {'psnr': round(last['psnr'], 4), 'ssim': round(last['ssim'], 4), 'iters': last['iter'],
+           'train_s': round(last['wall_s'], 1),
+           'curve': [[it, round(by_iter[it]['psnr'], 4)] for it in sorted(by_iter)]}
+    density = [r['density'] for r in read_run(experiment_root).iterations if 'density' in r]
+    if density:
+        run['density'] = density[-1]
+    return run
 
 
 def finished_with(experiment_root, opt, used_options):
@@ -158,63 +240,153 @@ def frame_average_metrics(val_opt):
         average, target = tensor2img([(item['lq'][1] + item['lq'][2]) / 2]), tensor2img([item['gt']])
         psnr.append(calculate_psnr(average, target, crop_border=0))
         ssim.append(calculate_ssim(average, target, crop_border=0))
-    return {'psnr': round(statistics.mean(psnr), 4), 'ssim': round(statistics.mean(ssim), 4)}
+    return {'psnr': round(float(statistics.mean(psnr)), 4), 'ssim': round(float(statistics.mean(ssim)), 4)}
 
 
-def summary(result):
-    teacher, student = result['teacher'], result['student']
-    ratios = {'params_ratio': student['params'] / teacher['params'],
-              'speedup': teacher['ms_per_frame'] / student['ms_per_frame']}
-    if 'psnr' in teacher:
-        ratios['psnr_gap_db'] = teacher['psnr'] - student['psnr']
-        ratios['kd_gain_db'] = student['psnr'] - result['student_no_kd']['psnr']
-    met = {'params_ratio': ratios['params_ratio'] <= TARGETS['params_ratio_max'],
-           'speedup': ratios['speedup'] >= TARGETS['speedup_min']}
-    if 'psnr_gap_db' in ratios:
-        met['psnr_gap_db'] = ratios['psnr_gap_db'] <= TARGETS['psnr_gap_max_db']
-    return {k: round(v, 4) for k, v in ratios.items()}, met
+def seed_summary(runs):
+    """The runs of one network over seeds: mean PSNR / SSIM, per-seed values and curves."""
+    return {'psnr': round(statistics.mean(r['psnr'] for r in runs), 4),
+            'ssim': round(statistics.mean(r['ssim'] for r in runs), 4),
+            'psnr_per_seed': [r['psnr'] for r in runs], 'curves': [r['curve'] for r in runs],
+            'iters': runs[0]['iters']}
+
+
+def targets_met(result):
+    met = {}
+    if 'published' in result:
+        met['published_speedup'] = result['published']['speedup'] >= TARGETS['published_speedup_min']
+    if 'teacher' in result:
+        teacher, student = result['teacher'], result['student']
+        met['teacher_over_frame_average'] = (teacher['psnr'] - result['frame_average']['psnr']
+                                             >= TARGETS['teacher_over_frame_average_db_min'])
+        met['params_ratio'] = student['params'] / teacher['params'] <= TARGETS['params_ratio_max']
+        met['student_gap_to_teacher'] = all(teacher['psnr'] - psnr <= TARGETS['student_gap_to_teacher_db_max']
+                                            for psnr in student['psnr_per_seed'])
+        met['kd_gain'] = all(gain >= TARGETS['kd_gain_db_min'] for gain in result['kd_gain_db'])
+    return met
+
+
+def workflow(args, preset):
+    options = {label: load_options(path) for label, path in DEMO_OPTIONS.items()}
+    data, work_dir = osp.abspath(args.data), osp.abspath(args.work_dir)
+    os.makedirs(work_dir, exist_ok=True)
+    steps = Workflow(options, data, preset, work_dir)
+    teacher_opt, teacher = steps.teacher()
+    sparse_opt, sparse = steps.sparse(teacher_opt)
+    init_path = osp.join(work_dir, 'kd_bench_student_init.pth')
+    student_network, widths, init_counts = read_off_student(sparse_opt, steps.weights(sparse_opt['name']),
+                                                            options['student']['network_g'], init_path)
+    print('read-off widths: ' + ', '.join(f'{key} {old} -> {kept}' for key, (old, kept) in widths.items()), flush=True)
+    sizes = complexity({'teacher': teacher_opt['network_g'], 'student': student_network}, args.demo_resolution,
+                       args.repeats, macs=False)
+    result = {'teacher': dict(teacher, **sizes['teacher'], network=teacher_opt['network_g']),
+              'sparse': dict(sparse, widths={key: kept for key, (_, kept) in widths.items()}, init=init_counts)}
+    for suffix, init in (('', None), ('_pruned_init', init_path)):
+        students = steps.students(teacher_opt, student_network, preset['seeds'], init)
+        result[f'student{suffix}'] = dict(seed_summary(students['student']), **sizes['student'],
+                                          network=student_network)
+        result[f'student_no_kd{suffix}'] = dict(seed_summary(students['student_no_kd']),
+                                                params=sizes['student']['params'])
+        result[f'kd_gain_db{suffix}'] = [round(kd['psnr'] - no_kd['psnr'], 4)
+                                         for kd, no_kd in zip(students['student'], students['student_no_kd'])]
+    result['seeds'] = preset['seeds']
+    val_opt = demo_run_options(options['teacher'], 'frame_average', data, 1, 1)['datasets']['val']
+    result['frame_average'] = frame_average_metrics(val_opt)
+    return result
+
+
+def plot(result, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5))
+    iters, psnrs = zip(*result['teacher']['curve'])
+    ax.plot(iters, psnrs, marker='o', color='black', label=f"teacher ({result['teacher']['params']:,} params)")
+    for label, colour, name in (('student', 'tab:blue', 'distilled'), ('student_no_kd', 'tab:orange', 'no teacher'),
+                                ('student_pruned_init', 'tab:green', 'distilled, pruned init'),
+                                ('student_no_kd_pruned_init', 'tab:red', 'no teacher, pruned init')):
+        for seed, curve in enumerate(result[label]['curves']):
+            iters, psnrs = zip(*curve)
+            ax.plot(iters, psnrs, marker='o', markersize=3, color=colour, alpha=1.0 if seed == 0 else 0.5,
+                    label=f'student: {name} (seed {seed})')
+    ax.axhline(result['frame_average']['psnr'], color='grey', linestyle='--', label='average of I1 and I2')
+    ax.set_xlabel('iteration (each run)')
+    ax.set_ylabel('PSNR on the held-out clips (dB)')
+    gains = ', '.join(f'{g:+.2f}' for g in result['kd_gain_db'])
+    ax.set_title(f"ST-MFNet -> pruned student on {result['machine']} ({result['date']}); KD gain per seed: {gains} dB",
+                 fontsize=9)
+    ax.legend(fontsize=8, loc='lower right')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', required=True, help='JSON file to write')
+    parser.add_argument('--plot', help='PNG: PSNR against iteration of teacher and students')
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='cpu', help='iterations of the workflow runs')
+    parser.add_argument('--teacher-iters', type=int, help="override the preset's teacher iterations")
+    parser.add_argument('--sparse-iters', type=int, help="override the preset's sparse-run iterations")
+    parser.add_argument('--student-iters', type=int, help="override the preset's student iterations")
+    parser.add_argument('--seeds', type=int, help="override the preset's number of student seeds")
     parser.add_argument('--data', default='datasets/demo', help='demo data (built by tools/make_demo_data.py)')
-    parser.add_argument('--iters', type=int, default=300, help='training iterations of each run')
-    parser.add_argument('--resolution', type=int, default=256, help='frame size of the speed and MAC measurement')
+    parser.add_argument('--resolution', type=int, default=256, help='frame size of the published pair measurement')
+    parser.add_argument('--demo-resolution', type=int, default=256, help='frame size of the CPU family measurement')
     parser.add_argument('--repeats', type=int, default=5, help='timed forward passes per network')
     parser.add_argument('--work-dir', default='experiments/benchmark_kd', help='where the training runs go')
-    parser.add_argument('--complexity-only', action='store_true', help='skip training: params, MACs, speed')
-    parser.add_argument('--reuse-runs', action='store_true',
-                        help='read runs that already finished in --work-dir with the same options instead of retraining')
+    parser.add_argument('--complexity-only', action='store_true', help='only the published pair: params, MACs, speed')
     return parser.parse_args(argv)
+
+
+def preset_of(args):
+    preset = dict(PRESETS[args.preset])
+    for key in ('teacher_iters', 'sparse_iters', 'student_iters', 'seeds'):
+        value = getattr(args, key)
+        if value is not None:
+            if value < 1:
+                raise OptionError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
+            preset[key] = value
+    return preset
 
 
 def main(argv=None):
     args = parse_args(argv)
-    options = {label: load_options(path) for label, path in DEMO_OPTIONS.items()}
-    if not args.complexity_only and not osp.isfile(osp.join(args.data, 'meta_info_val.txt')):
-        sys.exit(f'error: no demo data in {args.data}; build it with: python tools/make_demo_data.py --out {args.data}')
-    torch.set_num_threads(os.cpu_count() or 1)
-    result = complexity(options, args.resolution, args.repeats)
-    if not args.complexity_only:
-        work_dir = osp.abspath(args.work_dir)
-        os.makedirs(work_dir, exist_ok=True)
-        for label, metrics in train_all(options, osp.abspath(args.data), args.iters, work_dir,
-                                        args.reuse_runs).items():
-            result.setdefault(label, {}).update(metrics)
-        val_opt = demo_run_options(options['teacher'], 'frame_average', osp.abspath(args.data), 1)['datasets']['val']
-        result['frame_average'] = frame_average_metrics(val_opt)
-    ratios, met = summary(result)
-    result.update(summary=ratios, targets=TARGETS, targets_met=met, machine=machine_name(),
-                  date=time.strftime('%Y-%m-%d'), settings={'resolution': args.resolution, 'repeats': args.repeats,
-                                                            'iters': None if args.complexity_only else args.iters,
-                                                            'threads': torch.get_num_threads()})
+    try:
+        preset = preset_of(args)
+        if not args.complexity_only and not osp.isfile(osp.join(args.data, 'meta_info_val.txt')):
+            raise OptionError(f'--data: no demo data in {args.data}; build it with: python tools/make_demo_data.py '
+                              f'--out {args.data}')
+        torch.set_num_threads(os.cpu_count() or 1)
+        result = {} if args.complexity_only else workflow(args, preset)
+    except OptionError as error:
+        sys.exit(f'error: {error}')
+    result['published'] = published_complexity(args.resolution, args.repeats)
+    result.update(targets=TARGETS, targets_met=targets_met(result), machine=machine_name(),
+                  date=time.strftime('%Y-%m-%d'),
+                  settings=dict(resolution=args.resolution, repeats=args.repeats, threads=torch.get_num_threads(),
+                                **({} if args.complexity_only else dict(preset, preset=args.preset))))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=1)
         f.write('\n')
-    print(json.dumps({k: result[k] for k in ('teacher', 'student', 'summary', 'targets_met')}, indent=1))
+    if args.plot and not args.complexity_only:
+        plot(result, args.plot)
+    print(json.dumps({k: result[k] for k in ('published', 'targets_met')}, indent=1))
+    if not args.complexity_only:
+        print(summary_table(result))
+
+
+def summary_table(result):
+    rows = ['| | params | CPU ms / frame | PSNR (dB) | SSIM |', '|---|---|---|---|---|']
+    for label in ('teacher', 'student', 'student_no_kd', 'student_pruned_init', 'student_no_kd_pruned_init'):
+        run = result[label]
+        rows.append(f"| {label} | {run['params']:,} | {run.get('ms_per_frame', '')} | {run['psnr']:.3f} | "
+                    f"{run['ssim']:.4f} |")
+    average = result['frame_average']
+    rows.append(f"| frame average | | | {average['psnr']:.3f} | {average['ssim']:.4f} |")
+    return '\n'.join(rows)
 
 
 if __name__ == '__main__':

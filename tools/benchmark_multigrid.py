@@ -36,13 +36,13 @@ from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
 from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 
 PRESETS = {
-    # tiny BasicVSR on the demo data, 2 CPU cores, well under 25 minutes in all
+    # tiny BasicVSR on the demo data, 2 CPU cores: about 30 minutes for the three runs without --tune
     'cpu-small': {
         'baseline': 'options/train/demo/train_BasicVSR_demo.yml',
         'multigrid': ['options/train/demo/train_BasicVSR_multigrid_demo.yml'],
         'largebatch': 2,
-        'val_points': 6,
-        'total_iter': 300,
+        'val_points': 8,
+        'total_iter': 400,
     },
     # BasicVSR on REDS with the paper's settings (8 GPUs in the option files; see README)
     'paper': {
@@ -132,17 +132,15 @@ def data_root(opt):
 
 
 def variant_options(opt, lr_factor, warmup):
-    """One point of the --tune grid: LR x lr_factor; warmup 'on' (the option file's LinearWarmupHook, else one over
-    the first 10% of iterations) or 'off' (no LinearWarmupHook); None keeps the file's."""
+    """One point of the --tune grid: LR x lr_factor; warmup 'on' (the same LinearWarmupHook over the first 5% of
+    iterations for every run, replacing an option file's own) or 'off' (no LinearWarmupHook); None keeps the file's."""
     opt = copy.deepcopy(opt)
     train = opt['train']
     train['optim_g']['lr'] = train['optim_g']['lr'] * lr_factor
     if warmup is not None:
-        hooks = train.get('hooks') or []
-        warmups = [h for h in hooks if h.get('type') == 'LinearWarmupHook']
-        others = [h for h in hooks if h.get('type') != 'LinearWarmupHook']
-        default = {'type': 'LinearWarmupHook', 'warmup_iter': max(1, int(train['total_iter']) // 10)}
-        train['hooks'] = (warmups or [default]) + others if warmup == 'on' else others
+        others = [h for h in train.get('hooks') or [] if h.get('type') != 'LinearWarmupHook']
+        shared = {'type': 'LinearWarmupHook', 'warmup_iter': max(1, int(train['total_iter']) // 20)}
+        train['hooks'] = [shared] + others if warmup == 'on' else others
     return opt
 
 
@@ -190,27 +188,40 @@ def compare(runs):
 
 
 def plot(results, path):
+    """PSNR against wall-clock time, one panel per split (val, and test when the data has one)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 5))
+    splits = [split for split in ('val', 'test') if all(split in run.get('splits', {}) for run in results['runs'])]
+    splits = splits or ['val']
+    fig, axes = plt.subplots(1, len(splits), figsize=(8 * len(splits), 5), squeeze=False)
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
-    for i, run in enumerate(results['runs']):
-        walls, _, psnrs = zip(*run['curve'])
-        ax.plot(walls, psnrs, marker='o', color=colours[i % len(colours)], label=run['name'])
-    shade_phases(ax, results['runs'][1])
-    baseline = results['runs'][0]
-    ax.axhline(baseline['final_psnr'], color='grey', linestyle=':', linewidth=1, label='baseline final PSNR')
-    if results.get('bicubic_psnr'):
-        ax.axhline(results['bicubic_psnr'], color='black', linestyle='--', linewidth=1, label='bicubic')
-    ax.set_xlabel('wall-clock training time (s, validation excluded)')
-    ax.set_ylabel('validation PSNR (dB)')
-    speedup = results['speedup_to_baseline_psnr']
-    outcome = f'{speedup:.2f}x' if speedup else 'not reached'
-    ax.set_title(f"Multigrid vs fixed-shape training on {results['machine']} ({results['date']})\n"
-                 f"speedup to baseline PSNR: {outcome}, PSNR drop {results['psnr_drop_db']:+.3f} dB", fontsize=10)
-    ax.legend(loc='lower right', fontsize=8)
-    ax.grid(alpha=0.3)
+    for ax, split in zip(axes[0], splits):
+        for i, run in enumerate(results['runs']):
+            curve = run['splits'][split]['curve'] if 'splits' in run else run['curve']
+            walls, _, psnrs = zip(*curve)
+            ax.plot(walls, psnrs, marker='o', color=colours[i % len(colours)], label=run['name'])
+        shade_phases(ax, results['runs'][1])
+        baseline = results['runs'][0]
+        final = baseline['splits'][split]['final_psnr'] if 'splits' in baseline else baseline['final_psnr']
+        ax.axhline(final, color='grey', linestyle=':', linewidth=1, label='baseline final PSNR')
+        bicubic = (results.get('bicubic') or {}).get(split)
+        if bicubic:
+            ax.axhline(bicubic, color='black', linestyle='--', linewidth=1, label='bicubic')
+        ax.set_xlabel('wall-clock training time (s, validation excluded)')
+        ax.set_ylabel(f'{split} PSNR (dB)')
+        comparison = (results.get('splits') or {}).get(split, {}).get(results['runs'][1]['name'])
+        seeds = results.get('seeds', 1)
+        if comparison:
+            speedup, drop = comparison['speedup_to_baseline_psnr']['mean'], comparison['psnr_drop_db']['mean']
+        else:
+            speedup, drop = results['speedup_to_baseline_psnr'], results['psnr_drop_db']
+        outcome = f'{speedup:.2f}x' if speedup else 'not reached'
+        over = f' (mean of {seeds} seeds; curves: seed 0)' if seeds > 1 else ''
+        ax.set_title(f"{split}: {results['runs'][1]['name']} vs baseline on {results['machine']} ({results['date']})\n"
+                     f"speedup to baseline PSNR: {outcome}, PSNR drop {drop:+.3f} dB{over}", fontsize=10)
+        ax.legend(loc='lower right', fontsize=8)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

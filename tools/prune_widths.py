@@ -6,9 +6,10 @@
         --out options/train/STMFNet/train_STMFNetPruned_KD_Vimeo90K.yml
 
 The sparse run (`optim_g.type: OBProxSG` with `sparsity: channel`) drives whole output channels to exactly
-zero. For every width argument of the arch (`width_groups()` of STMFNet: feature_channels[i], kernel_channels,
-grid_channels[i], tem_channels[i], tem_fuse_channels), the surviving width is the most channels any layer of that
-group keeps above --threshold, rounded up to what the arch accepts (basicsr_multigrid/pruning.py). The student
+zero. For every width argument of the arch (`channel_units()` of STMFNet: feature_channels[i], kernel_channels,
+grid_channels[i], tem_channels[i], tem_fuse_channels), the surviving width is the number of channels whose
+weights, biases and BatchNorm shifts in any layer of that width keep a joint norm above --threshold, rounded up
+to what the arch accepts (basicsr_multigrid/pruning.py). The student
 option file is the --template (a distillation run) with:
 
 - network_g: the template's student arch with the new widths (the flow branch is dropped, as ST-MFNet Mini
@@ -29,7 +30,7 @@ import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
 from basicsr_multigrid import pruning  # noqa: E402
 from basicsr_multigrid.models.teacher import read_state_dict  # noqa: E402
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
-from basicsr_multigrid.utils.atomic_io import write_text_atomic  # noqa: E402
+from basicsr_multigrid.utils.atomic_io import atomic_torch_save, write_text_atomic  # noqa: E402
 from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 
 USAGE_ERROR = 2
@@ -46,6 +47,8 @@ def parse_args(argv):
     parser.add_argument('--teacher', help='teacher checkpoint (default: path.pretrain_network_g of the sparse run)')
     parser.add_argument('--threshold', type=float, default=0.0, help='L2 norm at or below which a channel is pruned')
     parser.add_argument('--keep-flow', action='store_true', help='keep the PWC-Net + softsplat branch')
+    parser.add_argument('--init-weights', help="also write the student's initial weights cut from the surviving "
+                        'channels of --weights to this file, and start the student from it (path.pretrain_network_g)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
     return parser.parse_args(argv)
 
@@ -60,17 +63,24 @@ def run(args):
         raise OptionError(f'--teacher: {args.opt} has no path.pretrain_network_g; name the dense teacher checkpoint')
     network = pruning.prunable_network(sparse_opt['network_g'])
     state = read_state_dict(args.weights, option_key='--weights')
-    missing = pruning.missing_width_weights(network, state)
-    if missing:
-        raise OptionError(f'--weights: {args.weights} does not match {args.opt} (no {missing[0]})')
-    widths = pruning.pruned_widths(network, state, args.threshold)
+    pruning.check_state_matches(network, state, f'--weights: {args.weights} ({args.opt})')
+    survivors = pruning.surviving_channels(network, state, args.threshold)
+    widths = {key: (width, len(kept)) for key, (width, kept) in survivors.items()}
+    pruning.check_no_width_emptied(widths, sparse_opt['train']['optim_g'].get('lambda_', 1e-4))
     student_arch = template['network_g']['type']
     student_cls, student_arguments = pruning.student_arguments(template['network_g'], widths)
     student_arguments['use_flow'] = bool(args.keep_flow)
     student = student_cls(**student_arguments)
     name = args.name or osp.splitext(osp.basename(args.out))[0]
-    opt = pruning.student_options(template, sparse_opt, dict(type=student_arch, **student_arguments), teacher_path,
-                                  name)
+    student_network = dict(type=student_arch, **student_arguments)
+    opt = pruning.student_options(template, sparse_opt, student_network, teacher_path, name)
+    if args.init_weights:
+        initial, kept = pruning.pruned_initial_state(sparse_opt['network_g'], state, survivors, student_network)
+        os.makedirs(osp.dirname(osp.abspath(args.init_weights)), exist_ok=True)
+        atomic_torch_save({'params': initial}, args.init_weights)
+        opt['path']['pretrain_network_g'] = osp.abspath(args.init_weights)
+        print(f'{len(kept)} of {len(initial)} student tensors cut from the surviving channels of {args.weights}; '
+              f'the rest keep their initialisation; wrote {args.init_weights}')
     teacher_params = sum(p.numel() for p in network.parameters())
     student_params = sum(p.numel() for p in student.parameters())
     header = (f'# Written by tools/prune_widths.py from {args.weights} ({args.opt}).\n'

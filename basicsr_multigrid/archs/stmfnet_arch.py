@@ -18,6 +18,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn as nn
 from torch.nn import functional as F
 
+from basicsr_multigrid.utils.channel_units import channel_units
 from basicsr_multigrid.archs.ops import adacof, replicate_pad_for_adacof, softsplat
 from basicsr_multigrid.archs.pwcnet import FLOW_SCALE, PWCNet, backwarp
 from basicsr_multigrid.archs.stmfnet_blocks import (SCALES, HalfPelUpsampler, KernelEstimation, MIMOGridNet, UMSResNeXt,
@@ -68,12 +69,6 @@ def split_frames(owner, frames):
         raise ValueError(f'{owner}: the four frames must have the same shape, got '
                          f'{", ".join(_describe(f) for f in frames)}')
     return frames
-
-
-def width_entry_parts(entry):
-    """A width_groups() entry as parts (concatenated along channels), each a list of (name, dim) pairs whose
-    channels live together; a plain (name, dim) pair is one part of one pair."""
-    return [[entry]] if isinstance(entry[0], str) else [list(part) for part in entry]
 
 
 def _prefixed(prefix, entry):
@@ -208,11 +203,15 @@ class STMFNet(nn.Module):
         weight whose output channels are exactly that width, e.g. ``'grid_channels[1]'``; or, where a width is
         made of several layers' outputs side by side (the two UMSResNeXt branches), a tuple of parts, each part
         a tuple of pairs whose channels live together (a branch's conv3 and its shortcut projection). See
-        :func:`width_entry_parts`. The PWC-Net has no width arguments and is not listed; the unused GridNet
-        blocks (:meth:`unused_parameter_names`) are left out: their channels cannot matter.
+        utils/channel_units.py. The PWC-Net has no width arguments and is not listed; the unused GridNet blocks
+        (:meth:`unused_parameter_names`) are left out: their channels cannot matter.
         """
         groups = OrderedDict()
         for prefix in ('feature_extractor', 'get_kernel', 'scale_synthesis', 'dyntex_generator'):
             for key, entries in getattr(self, prefix).width_groups().items():
                 groups[key] = [_prefixed(prefix, entry) for entry in entries]
         return groups
+
+    def channel_units(self):
+        """The tensors holding each width's channels (weights, biases, BatchNorm shifts); see utils/channel_units."""
+        return channel_units(self)

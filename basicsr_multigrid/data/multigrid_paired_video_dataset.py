@@ -1,6 +1,7 @@
 import difflib
 import logging
 import random
+from os import path as osp
 
 import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -44,6 +45,14 @@ class MultigridPairedVideoDataset(data.Dataset):
     the end of its clip is redrawn at random so that clips of any length work.
     """
     accepts_shaped_indices = True  # read by the multigrid loader factory
+
+    @classmethod
+    def schedule_clips(cls, opt):
+        """The training clips (from the meta file) a schedule's shapes must fit; read before the dataset is built."""
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            if not osp.exists(str(opt.get(key))):
+                raise VideoDataError(f'datasets.train.{key}: not found: {opt.get(key)}')
+        return read_video_meta_info(opt['meta_info_file'])
 
     def __init__(self, opt):
         super().__init__()

@@ -29,10 +29,19 @@ class VFITupleDataset(data.Dataset):
         scale: ignored (BasicSR copies the top-level scale into every dataset).
 
     Item: {'lq': (4, 3, gt_size, gt_size) float32 in [0, 1], 'gt': (3, gt_size, gt_size), 'lq_path': sample name,
-    'key': sample name}. Random draws (crop top, crop left, hflip, vflip, reverse, in that order) come from Python's
-    `random`, which BasicSR seeds per worker.
+    'key': sample name}. Random draws (crop top, crop left, hflip, vflip, reverse, in that order) come from the
+    item's own seed when the index is a `ShapedIndex` from the scheduled sampler (training: a resumed run reads
+    exactly what an uninterrupted one reads; its crop size is the schedule's, so training needs an integer
+    gt_size), else from Python's `random`, which BasicSR seeds per worker.
     """
     one_target_frame = True  # items give one (C, H, W) target frame, not a clip
+    accepts_shaped_indices = True  # read by the multigrid loader factory
+
+    @classmethod
+    def schedule_clips(cls, opt):
+        """Nothing limits a schedule's clip lengths here (an item is always 4 + 1 frames); crops are checked
+        when the dataset is built."""
+        return None
 
     def __init__(self, opt):
         super().__init__()
@@ -50,31 +59,36 @@ class VFITupleDataset(data.Dataset):
         if self.gt_size is not None:
             known = [s for s in self.samples if s.shape is not None] or self.samples[:1]
             smallest = min(known, key=lambda s: min(first_frame_shape(s)))
-            self._check_crop(smallest, first_frame_shape(smallest))
+            self._check_crop(smallest, first_frame_shape(smallest), self.gt_size)
 
-    def _check_crop(self, sample, shape):
-        if self.gt_size > min(shape):
-            raise VideoDataError(f"datasets.{self.opt.get('phase', 'train')}.gt_size: crop {self.gt_size} is larger "
+    def _check_crop(self, sample, shape, gt_size):
+        if gt_size > min(shape):
+            raise VideoDataError(f"datasets.{self.opt.get('phase', 'train')}.gt_size: crop {gt_size} is larger "
                                  f'than the frames of sample {sample.name} ({shape[0]}x{shape[1]})')
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, index):
+        if isinstance(index, tuple):  # ShapedIndex(index, num_frame, gt_size, seed); num_frame has no meaning here
+            index, _, gt_size, seed = index
+            rng = random.Random(seed)
+        else:
+            gt_size, rng = self.gt_size, random
         sample = self.samples[index]
         inputs, target = read_sample(sample)
         frames = np.concatenate([inputs, target[None]])  # (5, h, w, 3): I0, I1, I2, I3, target
-        if self.gt_size is not None:
+        if gt_size is not None:
             height, width = frames.shape[1:3]
-            self._check_crop(sample, (height, width))
-            top, left = random.randint(0, height - self.gt_size), random.randint(0, width - self.gt_size)
-            frames = frames[:, top:top + self.gt_size, left:left + self.gt_size]
-        if self.use_hflip and random.random() < 0.5:
+            self._check_crop(sample, (height, width), gt_size)
+            top, left = rng.randint(0, height - gt_size), rng.randint(0, width - gt_size)
+            frames = frames[:, top:top + gt_size, left:left + gt_size]
+        if self.use_hflip and rng.random() < 0.5:
             frames = frames[:, :, ::-1]
-        if self.use_vflip and random.random() < 0.5:
+        if self.use_vflip and rng.random() < 0.5:
             frames = frames[:, ::-1]
         inputs, target = frames[:4], frames[4]
-        if self.use_reverse and random.random() < 0.5:
+        if self.use_reverse and rng.random() < 0.5:
             inputs = inputs[::-1]
         return {'lq': clip_to_tensor(inputs), 'gt': clip_to_tensor(target[None])[0], 'lq_path': sample.name,
                 'key': sample.name}

@@ -17,17 +17,11 @@ class DistilledFrameInterpolationModel(DistillationMixin, FrameInterpolationMode
 @MODEL_REGISTRY.register()
 class DistilledVideoRecurrentModel(DistillationMixin, MultigridVideoRecurrentModel):
     """A video SR student distilled from a video SR teacher (see DistillationMixin); validated per clip as
-    VideoRecurrentModel. `train.fix_flow` keeps the student's flow / EDVR parts fixed at first, as there."""
+    VideoRecurrentModel. `train.fix_flow` keeps the student's flow / EDVR parts fixed at first and `train.flow_lr_mul`
+    scales their LR, as in MultigridVideoRecurrentModel."""
 
     def prepare_step(self, current_iter):
-        if not self.fix_flow_iter:
-            return
-        if current_iter == 1:
-            for name, param in self.net_g.named_parameters():
-                if 'spynet' in name or 'edvr' in name:
-                    param.requires_grad_(False)
-        elif current_iter == self.fix_flow_iter:
-            self.net_g.requires_grad_(True)
+        self.set_flow_trainable(current_iter)
 
 
 @MODEL_REGISTRY.register()

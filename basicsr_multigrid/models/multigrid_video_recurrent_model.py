@@ -11,9 +11,24 @@ class MultigridVideoRecurrentModel(AtomicCheckpointMixin, VideoRecurrentModel):
     """BasicSR's VideoRecurrentModel (BasicVSR, IconVSR, BasicVSR++) with checkpoints a run can always resume from
     exactly (AtomicCheckpointMixin). The multigrid schedule, LR hooks and run records are the runner's: any
     BasicSR model trains on a schedule; this one also resumes bit-exactly. OBProxSG's channel sparsity gets its
-    per-channel parameter groups (else VideoRecurrentModel's, with `train.flow_lr_mul`). Several validation sets
-    work (basicsr sizes its per-clip metric table once, for the first set, and fails on the next)."""
+    channel-unit parameter groups; `train.flow_lr_mul` applies with any optimizer. Several validation sets
+    work (basicsr sizes its per-clip metric table once, for the first set, and fails on the next). `train.fix_flow`
+    holds wherever a run starts (basicsr freezes the flow network only at iteration 1, so a run resumed before
+    fix_flow trained it)."""
     validates_several_sets = True
+
+    def set_flow_trainable(self, current_iter):
+        """The flow network and EDVR feature extractor train from iteration `train.fix_flow` on, not before."""
+        if not self.fix_flow_iter:
+            return
+        trainable = current_iter >= self.fix_flow_iter
+        for name, param in self.net_g.named_parameters():
+            if 'spynet' in name or 'edvr' in name:
+                param.requires_grad_(trainable)
+
+    def optimize_parameters(self, current_iter):
+        self.set_flow_trainable(current_iter)
+        super(VideoRecurrentModel, self).optimize_parameters(current_iter)  # VideoRecurrentModel's only freezes
 
     def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
         folders = set(dataloader.dataset.data_info['folder'])
@@ -23,6 +38,6 @@ class MultigridVideoRecurrentModel(AtomicCheckpointMixin, VideoRecurrentModel):
 
     def setup_optimizers(self):
         if uses_channel_groups(self.opt['train']['optim_g']):
-            setup_generator_optimizer(self)
+            setup_generator_optimizer(self, flow_lr_mul=self.opt['train'].get('flow_lr_mul', 1))
         else:
             super().setup_optimizers()

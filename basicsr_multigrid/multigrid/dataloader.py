@@ -76,7 +76,7 @@ def create_train_val_dataloader(opt, logger, schedule, start_iter=0):
     for phase, dataset_opt in opt['datasets'].items():
         if phase == 'train':
             train_set = build_dataset(dataset_opt)
-            check_schedule(schedule, opt, train_set.clips)
+            check_schedule(schedule, opt, getattr(train_set, 'clips', None))
             train_loader, train_sampler = build_train_loader(opt, train_set, schedule, start_iter)
             total_iters = schedule.total_iter
             total_epochs = train_sampler.num_epochs - 1  # basicsr's factory's convention (epochs 0..total_epochs)

@@ -2,7 +2,7 @@
 
 basicsr 1.4.2's `BaseModel.get_optimizer` knows only Adam (notes B14); `use_optimizer_lookup()` makes it look
 names up here, so stock BasicSR models get them too. `optimizer_param_groups` gives OBProxSG in `channel` mode
-the output-channel dimension of each weight.
+its channel units (parameter groups whose tensors share one width's channels).
 """
 import torch
 from basicsr.utils.registry import Registry
@@ -40,8 +40,8 @@ def uses_channel_groups(optim_opt):
 
 
 def optimizer_param_groups(optim_opt, network):
-    """Parameter groups of `network` for the optimizer of `optim_opt`: per-channel groups for OBProxSG's
-    `channel` sparsity, else every trainable parameter."""
+    """Parameter groups of `network` for the optimizer of `optim_opt`: channel units for OBProxSG's `channel`
+    sparsity, else every trainable parameter."""
     if uses_channel_groups(optim_opt):
         return obproxsg.channel_sparsity_param_groups(network)
     return [p for p in network.parameters() if p.requires_grad]

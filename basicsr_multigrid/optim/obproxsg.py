@@ -11,19 +11,29 @@ It minimises f(x) + lambda * R(x) in two phases:
 `sparsity` picks R:
 
 - `element`: R = ||x||_1, as in the ST-MFNet Mini reference (unstructured; zeros are single weights);
-- `channel`: R = sum over output channels of ||x_c||_2 (group lasso), for parameter groups that carry a
-  `channel_dim` (this package's models add it for conv / linear weights: see `channel_sparsity_param_groups`).
-  The orthant step becomes the half-space projection of HSPG (same authors): a channel is zeroed when its
-  step would leave the half-space {y: <y, x_c> > eps * ||x_c||^2}. Zero channels are what `tools/prune_widths.py`
-  removes. Parameter groups without `channel_dim` get no regulariser in this mode.
+- `channel`: R = sum over channels c of sqrt(p_c) * ||x_c||_2 (group lasso) for parameter groups that are channel
+  units (`channel_dims`, see `channel_sparsity_param_groups` and utils/channel_units.py): x_c is channel c of
+  every tensor of the unit (the weights of all layers of one width, their biases and BatchNorm shifts) and p_c
+  its number of entries. The orthant step becomes the half-space projection of HSPG (same authors): a channel is
+  zeroed when its step would leave the half-space {y: <y, x_c> > eps * ||x_c||^2}. Zero channels are what
+  `tools/prune_widths.py` removes. Other parameter groups get no regulariser in this mode.
+
+Why sqrt(p_c) (Yuan & Lin's group-lasso weight): a channel of p entries of typical size s has norm s * sqrt(p),
+and the loss gradient over it grows like sqrt(p) too; with the weight, the proximal step removes a channel when
+its norm is below lr * lambda * sqrt(p), i.e. when its entries are below about lr * lambda, whatever the layer's
+fan-in or the network's widths. So one lambda means the same for a 3x3x16 and a 3x3x512 layer, and for a CPU
+network at 1/4 of the published widths and the published one. sqrt(p) * ||x_c|| is also about 1.25 x
+||x_c||_1 for Gaussian-like entries, so lambda is comparable to an element-L1 lambda. lambda is defined against
+a mean-reduced loss (training checks that the losses of a channel-sparse run are not sum-reduced: a summed loss
+would multiply the gradient, and so divide lambda's effect, by the number of pixels in a batch).
 
 The reference counts phases in epochs (Np = epochs / 10); here `prox_iters` counts optimizer steps, which is
 what BasicSR option files count.
 """
 import torch
-from torch import nn
 
 from basicsr_multigrid.optim import OPTIMIZER_REGISTRY
+from basicsr_multigrid.utils.channel_units import layer_units
 
 SPARSITY_MODES = ('element', 'channel')
 
@@ -39,11 +49,11 @@ class OBProxSG(torch.optim.Optimizer):
             raise ValueError(f'OBProxSG: sparsity {sparsity!r} is not one of {", ".join(SPARSITY_MODES)}')
         if weight_decay:
             raise ValueError('OBProxSG: weight_decay is not supported (the L1 term is the regulariser)')
-        defaults = dict(lr=lr, lambda_=lambda_, epsilon=epsilon, channel_dim=None)
+        defaults = dict(lr=lr, lambda_=lambda_, epsilon=epsilon, channel_dims=None, channel_offsets=None, unit=None)
         super().__init__(params, defaults)
-        if sparsity == 'channel' and all(group['channel_dim'] is None for group in self.param_groups):
-            raise ValueError('OBProxSG: sparsity channel needs parameter groups with a channel_dim (see '
-                             'channel_sparsity_param_groups); none of these has one')
+        if sparsity == 'channel' and all(group['channel_dims'] is None for group in self.param_groups):
+            raise ValueError('OBProxSG: sparsity channel needs channel-unit parameter groups (channel_dims; see '
+                             'channel_sparsity_param_groups); none of these is one')
         self.prox_iters = prox_iters
         self.sparsity = sparsity
         self.step_count = 0  # decides the phase; saved in the state dict so a resumed run keeps its phase
@@ -67,31 +77,34 @@ class OBProxSG(torch.optim.Optimizer):
                 loss = closure()
         prox_phase = self.step_count < self.prox_iters
         for group in self.param_groups:
-            regulariser = self._regulariser(group)
+            if self._regularised(group) and self.sparsity == 'channel':
+                if all(param.grad is None for param in group['params']):
+                    continue  # frozen (e.g. a flow network before train.fix_flow): no step, no shrinkage
+                if prox_phase:
+                    ChannelUnit(group).prox_step()
+                else:
+                    ChannelUnit(group).orthant_step()
+                continue
             for param in group['params']:
                 if param.grad is None:
                     continue
-                if regulariser is None:
+                if not self._regularised(group):
                     param.add_(param.grad, alpha=-group['lr'])
                 elif prox_phase:
-                    regulariser.prox_step(param, group)
+                    ElementL1.prox_step(param, group)
                 else:
-                    regulariser.orthant_step(param, group)
+                    ElementL1.orthant_step(param, group)
         self.step_count += 1
         return loss
 
-    def _regulariser(self, group):
-        if group['lambda_'] == 0:
-            return None
-        if self.sparsity == 'element':
-            return ElementL1
-        return None if group['channel_dim'] is None else ChannelGroupLasso
+    def _regularised(self, group):
+        return group['lambda_'] != 0 and (self.sparsity == 'element' or group['channel_dims'] is not None)
 
     def density(self):
         """Fraction of non-zero entries over the regularised parameters (the reference logs it per epoch)."""
         total = nonzero = 0
         for group in self.param_groups:
-            if self._regulariser(group) is None:
+            if not self._regularised(group):
                 continue
             for param in group['params']:
                 total += param.numel()
@@ -115,50 +128,70 @@ class ElementL1:
         param.copy_(torch.where(trial * orthant > group['epsilon'], trial, torch.zeros_like(trial)))
 
 
-class ChannelGroupLasso:
-    """R(x) = sum_c ||x_c||_2 over the slices x_c of `channel_dim` (one output channel each)."""
+class ChannelUnit:
+    """One channel unit (a parameter group with `channel_dims` and `channel_offsets`): its tensors share the
+    channel index space of one width; R(x) = sum_c sqrt(p_c) * ||x_c||_2 over it."""
 
-    @staticmethod
-    def _channel_norms(tensor, dim):
-        other_dims = [d for d in range(tensor.dim()) if d != dim]
-        return tensor.pow(2).sum(dim=other_dims, keepdim=True).sqrt()
+    def __init__(self, group):
+        self.group = group
+        self.layout = [(param, dim, offset, param.shape[dim]) for param, dim, offset in
+                       zip(group['params'], group['channel_dims'], group['channel_offsets'])]
+        self.width = max(offset + count for _, _, offset, count in self.layout)
+        sizes = self._per_channel([torch.ones_like(param) for param, *_ in self.layout])
+        self.lambdas = group['lambda_'] * sizes.sqrt()
 
-    @classmethod
-    def prox_step(cls, param, group):
-        lr, dim = group['lr'], group['channel_dim']
-        trial = param - lr * param.grad
-        norms = cls._channel_norms(trial, dim)
-        shrink = (1 - lr * group['lambda_'] / norms.clamp_min(1e-12)).clamp_min(0)
-        param.copy_(trial * shrink)
+    def _per_channel(self, tensors):
+        """Sum over each channel's entries, across the unit's tensors: a vector of the width."""
+        total = torch.zeros(self.width, dtype=torch.float64, device=self.layout[0][0].device)
+        for tensor, (_, dim, offset, count) in zip(tensors, self.layout):
+            total[offset:offset + count] += tensor.movedim(dim, 0).reshape(count, -1).sum(dim=1).double()
+        return total
 
-    @classmethod
-    def orthant_step(cls, param, group):
-        lr, dim = group['lr'], group['channel_dim']
-        norms = cls._channel_norms(param, dim)
-        alive = (norms > 0).to(param.dtype)
-        direction = param / norms.clamp_min(1e-12)
-        trial = (param - lr * (param.grad + group['lambda_'] * direction)) * alive
-        inner = (trial * param).sum(dim=[d for d in range(param.dim()) if d != dim], keepdim=True)
-        keep = inner > group['epsilon'] * norms.pow(2)
-        param.copy_(trial * keep.to(param.dtype))
+    def _spread(self, vector, index):
+        """`vector`'s slice for tensor `index`, shaped to broadcast along that tensor's channel dimension."""
+        param, dim, offset, count = self.layout[index]
+        shape = [1] * param.dim()
+        shape[dim] = count
+        return vector[offset:offset + count].to(param.dtype).view(shape)
 
+    def _grads(self):
+        return [torch.zeros_like(p) if p.grad is None else p.grad for p, *_ in self.layout]
 
-def output_channel_dim(module):
-    """The weight dimension that indexes a layer's output channels, or None for layers without channels."""
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return 1
-    if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
-        return 0
-    return None
+    def prox_step(self):
+        lr = self.group['lr']
+        trials = [param - lr * grad for (param, *_), grad in zip(self.layout, self._grads())]
+        norms = self._per_channel([t.pow(2) for t in trials]).sqrt()
+        shrink = (1 - lr * self.lambdas / norms.clamp_min(1e-12)).clamp_min(0)
+        for index, trial in enumerate(trials):
+            self.layout[index][0].copy_(trial * self._spread(shrink, index))
+
+    def orthant_step(self):
+        lr, epsilon = self.group['lr'], self.group['epsilon']
+        params = [param for param, *_ in self.layout]
+        norms = self._per_channel([p.pow(2) for p in params]).sqrt()
+        alive = (norms > 0).double()
+        pull = self.lambdas / norms.clamp_min(1e-12)  # lambda_c * d||x_c|| / dx = lambda_c * x / ||x_c||
+        trials = [(p - lr * (g + self._spread(pull, i) * p)) * self._spread(alive, i)
+                  for i, (p, g) in enumerate(zip(params, self._grads()))]
+        inner = self._per_channel([t * p for t, p in zip(trials, params)])
+        keep = (inner > epsilon * norms.pow(2)).double()
+        for index, trial in enumerate(trials):
+            params[index].copy_(trial * self._spread(keep, index))
 
 
 def channel_sparsity_param_groups(network):
-    """Trainable parameters of `network` as optimizer groups: conv / linear weights tagged with the dimension
-    of their output channels (regularised per channel by OBProxSG's `channel` mode), everything else plain."""
-    by_dim = {0: [], 1: [], None: []}
-    for module in network.modules():
-        dim = output_channel_dim(module)
-        for name, param in module.named_parameters(recurse=False):
-            if param.requires_grad:
-                by_dim[dim if name == 'weight' else None].append(param)
-    return [{'params': params, 'channel_dim': dim} for dim, params in by_dim.items() if params]
+    """Trainable parameters of `network` as optimizer groups: one group per channel unit (the network's
+    `channel_units()` when it has width arguments, else every conv / linear layer with its bias and BatchNorm
+    shift), regularised per channel by OBProxSG's `channel` mode; everything else in one plain group. A unit
+    with a frozen tensor is left plain."""
+    units = network.channel_units() if hasattr(network, 'channel_units') else layer_units(network)
+    params = dict(network.named_parameters())
+    groups, in_units = [], set()
+    for key, tensors in units.items():
+        if not all(params[t.name].requires_grad for t in tensors):
+            continue
+        groups.append({'params': [params[t.name] for t in tensors], 'unit': key,
+                       'channel_dims': [t.dim for t in tensors], 'channel_offsets': [t.offset for t in tensors]})
+        in_units.update(t.name for t in tensors)
+    plain = [param for name, param in params.items() if param.requires_grad and name not in in_units]
+    return groups + ([{'params': plain}] if plain else [])

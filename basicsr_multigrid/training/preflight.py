@@ -1,11 +1,9 @@
 """Checks of a training run that need no experiment folder: run before anything is written, so a bad option
 ends the run with one line naming the key and nothing on disk changes."""
-from os import path as osp
-
-from basicsr_multigrid.data.video_frames import read_video_meta_info
 from basicsr_multigrid.hooks import build_hooks
 from basicsr_multigrid.models.teacher import check_teacher
 from basicsr_multigrid.multigrid.dataloader import build_schedule, dataset_class, uses_scheduled_shapes
+from basicsr_multigrid.optim import uses_channel_groups
 from basicsr_multigrid.utils.errors import OptionError
 
 
@@ -16,10 +14,7 @@ def preflight(opt):
     train_opt = opt['datasets'].get('train', {})
     schedule = None
     if uses_scheduled_shapes(opt):
-        for key in ('dataroot_gt', 'dataroot_lq'):
-            if not osp.exists(str(train_opt.get(key))):
-                raise OptionError(f'datasets.train.{key}: not found: {train_opt.get(key)}')
-        schedule = build_schedule(opt, read_video_meta_info(train_opt['meta_info_file']))
+        schedule = build_schedule(opt, dataset_class(train_opt).schedule_clips(train_opt))
     elif opt['train'].get('multigrid') is not None:
         raise OptionError(f"datasets.train.type: {train_opt.get('type')} cannot change shapes per batch; use "
                           'MultigridPairedVideoDataset with train.multigrid')
@@ -30,6 +25,7 @@ def preflight(opt):
             raise OptionError(f'train.hooks[{index}] ({type(hook).__name__}): needs a multigrid schedule '
                               '(datasets.train.type: MultigridPairedVideoDataset)')
     _check_loop_options(opt)
+    _check_sparsity_losses(opt['train'])
     for phase, dataset_opt in opt['datasets'].items():
         if phase != 'train' and phase.split('_')[0] != 'val':
             raise OptionError(f'datasets.{phase}: unknown dataset phase; use train, val or val_<n>')
@@ -51,6 +47,21 @@ def _check_loop_options(opt):
         raise OptionError(f'datasets.train.prefetch_mode: {mode!r} is not one of ~, cpu, cuda')
     if mode == 'cuda' and train_opt.get('pin_memory') is not True:
         raise OptionError('datasets.train.pin_memory: must be true with prefetch_mode: cuda')
+
+
+def _check_sparsity_losses(train_opt):
+    """OBProxSG's channel lambda is defined against mean-reduced losses (optim/obproxsg.py): a summed loss would
+    scale every gradient, and so shrink lambda's effect, by the number of pixels in a batch."""
+    optim_opt = train_opt.get('optim_g') or {}
+    if 'type' not in optim_opt or not uses_channel_groups(optim_opt):
+        return
+    for key in ('pixel_opt', 'distill_opt', 'perceptual_opt'):
+        specs = train_opt.get(key) or []
+        for index, spec in enumerate(specs if isinstance(specs, list) else [specs]):
+            if isinstance(spec, dict) and spec.get('reduction') == 'sum':
+                where = f'train.{key}' + (f'[{index}]' if isinstance(specs, list) else '')
+                raise OptionError(f'{where}.reduction: sum with OBProxSG channel sparsity makes lambda_ depend on the '
+                                  'batch and patch size; use reduction: mean (lambda_ is defined against it)')
 
 
 def _check_own_dataset(dataset_opt):
