@@ -65,7 +65,12 @@ def surviving_channels(network, state, threshold):
 
 def pruned_widths(network, state, threshold):
     """{width key: (trained width, surviving width)}."""
-    return {key: (width, len(kept)) for key, (width, kept) in surviving_channels(network, state, threshold).items()}
+    return widths_of(surviving_channels(network, state, threshold))
+
+
+def widths_of(survivors):
+    """{width key: (trained width, surviving width)} of `surviving_channels`' result."""
+    return {key: (width, len(kept)) for key, (width, kept) in survivors.items()}
 
 
 def check_no_width_emptied(widths, lambda_):
@@ -170,8 +175,9 @@ def _dimension_indices(grown_by, survivors, widening, size, target_size, part_of
         channels = list(range(part_offset, part_offset + size))
     else:
         return False
-    alive = [c for c in channels if c in set(kept)]
-    filler = [c for c in channels if c not in set(kept)]
+    kept = set(kept)
+    alive = [c for c in channels if c in kept]
+    filler = [c for c in channels if c not in kept]
     indices = sorted(alive + filler[:max(0, target_size - len(alive))])
     return [channels.index(c) for c in indices] if len(indices) == target_size else False
 

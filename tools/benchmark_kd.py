@@ -193,7 +193,7 @@ def read_off_student(sparse_opt, sparse_weights, student_template, init_path):
     state = read_state_dict(sparse_weights, option_key='sparse run weights')
     pruning.check_state_matches(network, state, f'sparse run weights {sparse_weights}')
     survivors = pruning.surviving_channels(network, state, threshold=0.0)
-    widths = {key: (width, len(kept)) for key, (width, kept) in survivors.items()}
+    widths = pruning.widths_of(survivors)
     pruning.check_no_width_emptied(widths, sparse_opt['train']['optim_g']['lambda_'])
     _, arguments = pruning.student_arguments(student_template, widths)
     student_network = dict(type=student_template['type'], **dict(arguments, use_flow=False))

@@ -65,7 +65,7 @@ def run(args):
     state = read_state_dict(args.weights, option_key='--weights')
     pruning.check_state_matches(network, state, f'--weights: {args.weights} ({args.opt})')
     survivors = pruning.surviving_channels(network, state, args.threshold)
-    widths = {key: (width, len(kept)) for key, (width, kept) in survivors.items()}
+    widths = pruning.widths_of(survivors)
     pruning.check_no_width_emptied(widths, sparse_opt['train']['optim_g'].get('lambda_', 1e-4))
     student_arch = template['network_g']['type']
     student_cls, student_arguments = pruning.student_arguments(template['network_g'], widths)
