@@ -13,6 +13,7 @@ import inspect
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from basicsr_multigrid.utils.channel_units import per_channel_sums, width_argument
 from basicsr_multigrid.utils.errors import OptionError
 
 
@@ -55,10 +56,8 @@ def surviving_channels(network, state, threshold):
     survivors = {}
     for key, tensors in network.channel_units().items():
         width = max(t.offset + state[t.name].shape[t.dim] for t in tensors)
-        squares = torch.zeros(width, dtype=torch.float64)
-        for name, dim, offset in tensors:
-            count = state[name].shape[dim]
-            squares[offset:offset + count] += state[name].double().movedim(dim, 0).reshape(count, -1).pow(2).sum(1)
+        squares = per_channel_sums([state[t.name].double().pow(2) for t in tensors], [t.dim for t in tensors],
+                                   [t.offset for t in tensors], width)
         survivors[key] = (width, torch.nonzero(squares.sqrt() > threshold).flatten().tolist())
     return survivors
 
@@ -93,7 +92,7 @@ def student_arguments(template_network_opt, widths):
     cls, arguments = network_arguments(template_network_opt)
     rules = getattr(cls, 'width_rules', {})
     for key, (trained, kept) in widths.items():
-        name, index = key[:-1].split('[') if key.endswith(']') else (key, None)  # 'name[i]' as width_groups() has
+        name, index = width_argument(key)
         width = legal_width(rules, name, kept)
         if width > trained:
             raise OptionError(f'{key}: the student {cls.__name__} needs at least {width} channels, more than the '
@@ -101,7 +100,7 @@ def student_arguments(template_network_opt, widths):
         if index is None:
             arguments[name] = width
         else:
-            arguments[name][int(index)] = width
+            arguments[name][index] = width
     return cls, arguments
 
 
@@ -188,9 +187,9 @@ def _tensor_shapes(cls, arguments):
 
 def _widened(arguments, key, extra):
     arguments = {k: list(v) if isinstance(v, list) else v for k, v in arguments.items()}
-    if key.endswith(']'):
-        name, index = key[:-1].split('[')
-        arguments[name][int(index)] += extra
+    name, index = width_argument(key)
+    if index is None:
+        arguments[name] += extra
     else:
-        arguments[key] += extra
+        arguments[name][index] += extra
     return arguments

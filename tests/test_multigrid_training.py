@@ -79,3 +79,11 @@ def test_demo_script_trains_and_prints_psnr_next_to_bicubic(demo_data, tmp_path)
     finally:
         import shutil
         shutil.rmtree(osp.join(REPO_ROOT, 'experiments', name), ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_val_ema_both_scores_the_ema_under_the_set_name_and_the_training_weights_beside_it(demo_data, tmp_path):
+    opt = tiny_multigrid_options(demo_data, 'ema_both', train__ema_decay=0.5, val__ema='both', val__val_freq=12)
+    run_training(tmp_path, write_options(opt, tmp_path))
+    psnr = {r['dataset']: r['psnr'] for r in recorded(tmp_path, 'ema_both').validations}
+    assert set(psnr) == {'demo_val', 'demo_val_net_g'} and psnr['demo_val'] != psnr['demo_val_net_g']

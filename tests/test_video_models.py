@@ -91,3 +91,106 @@ def test_distillation_step_keeps_the_teacher_frozen_and_weighs_each_term_as_conf
         teacher_output = model.net_t(model.lq)
     assert model.log_dict['l_distill'] == pytest.approx(
         LaplacianPyramidLoss(loss_weight=1.0)(model.output.detach(), teacher_output).item(), rel=1e-6)
+
+
+def distilled_model(tmp_path, **train):
+    from basicsr.archs.basicvsr_arch import BasicVSR
+    from basicsr.models import build_model
+    torch.manual_seed(1)
+    torch.save({'params': BasicVSR(num_feat=8, num_block=1).state_dict()}, tmp_path / 'teacher.pth')
+    opt = copy.deepcopy(OPTIONS)
+    opt['model_type'] = 'DistilledVideoRecurrentModel'
+    opt['network_t'] = {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1, 'spynet_path': None}
+    opt['path']['pretrain_network_t'] = str(tmp_path / 'teacher.pth')
+    opt['train'].update(fix_flow=None, **train)
+    return build_model(opt)
+
+
+@pytest.mark.parametrize('reduction', ['mean', 'sum'])
+def test_teacher_better_gate_distils_only_the_items_the_teacher_gets_right(tmp_path, reduction):
+    """Item 0's ground truth is the teacher's output, item 1's the student's: only item 0 is distilled, and the
+    logged term is recomputed by hand from the outputs before the step."""
+    model = distilled_model(tmp_path, distill_gate='teacher_better',
+                            distill_opt={'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': reduction})
+    lq = torch.rand(2, 3, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        student, teacher = model.net_g(lq), model.net_t(lq)
+    model.feed_data({'lq': lq, 'gt': torch.stack([teacher[0], student[1]])})
+    model.optimize_parameters(1)
+    kept_item = (student[0] - teacher[0]).abs()
+    expected = kept_item.sum() if reduction == 'sum' else kept_item.mean() / 2
+    assert model.log_dict['distill_kept'] == pytest.approx(0.5)
+    assert model.log_dict['l_distill'] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_teacher_better_gate_keeping_every_item_equals_the_ungated_loss(tmp_path):
+    lq = torch.rand(2, 3, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    logged = {}
+    for gate in ('none', 'teacher_better'):
+        model = distilled_model(tmp_path, distill_gate=gate,
+                                distill_opt={'type': 'LaplacianPyramidLoss', 'loss_weight': 1.0})
+        with torch.no_grad():
+            model.feed_data({'lq': lq, 'gt': model.net_t(lq)})  # the teacher is always the better one
+        model.optimize_parameters(1)
+        logged[gate] = model.log_dict['l_distill']
+    assert logged['teacher_better'] == pytest.approx(logged['none'], rel=1e-5)
+
+
+@pytest.mark.parametrize('train, message', [
+    ({'distill_gate': 'always', 'distill_opt': {'type': 'L1Loss'}},
+     "train.distill_gate: 'always' is not one of none, teacher_better"),
+    ({'distill_gate': 'teacher_better'}, 'train.distill_gate: teacher_better needs a teacher'),
+])
+def test_bad_distill_gate_is_a_one_line_error_naming_the_key(train, message):
+    from basicsr.models import build_model
+
+    from basicsr_multigrid.utils.errors import OptionError
+    opt = dict(copy.deepcopy(OPTIONS), model_type='DistilledVideoRecurrentModel')
+    opt['train'].update(train)
+    if 'distill_opt' in train:
+        opt['network_t'] = {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1, 'spynet_path': None}
+        opt['path']['pretrain_network_t'] = 'unused.pth'
+    with pytest.raises(OptionError, match=message.replace('(', r'\(')):
+        build_model(opt)
+
+
+def ema_model(val_ema=None):
+    from basicsr.models import build_model
+    torch.manual_seed(0)
+    opt = dict(copy.deepcopy(OPTIONS), model_type='MultigridVideoRecurrentModel')
+    opt['train']['ema_decay'] = 0.5
+    if val_ema is not None:
+        opt['val']['ema'] = val_ema
+    model = build_model(opt)
+    with torch.no_grad():
+        for param in model.net_g_ema.parameters():  # EMA weights that give another output than net_g's
+            param.mul_(0.5)
+    return model
+
+
+@pytest.mark.parametrize('val_ema, scored', [(None, 'net_g_ema'), (True, 'net_g_ema'), ('both', 'net_g_ema'),
+                                             (False, 'net_g')])
+def test_validation_scores_the_weights_val_ema_names(val_ema, scored):
+    model = ema_model(val_ema)
+    lq = torch.rand(1, 3, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = getattr(model, scored)(lq)
+        other = getattr(model, 'net_g' if scored == 'net_g_ema' else 'net_g_ema')(lq)
+    assert not torch.allclose(expected, other)
+    trained, ema = model.net_g, model.net_g_ema
+    model.feed_data({'lq': lq})
+    model.test()
+    assert torch.equal(model.output, expected)
+    assert model.net_g is trained and model.net_g_ema is ema and trained.training and not ema.training
+
+
+@pytest.mark.parametrize('val, message', [
+    ({'ema': 'yes'}, "val.ema: 'yes' is not one of true, false, both"),
+    ({'ema': 1}, 'val.ema: 1 is not one of true, false, both'),
+    ({'ema': 'both', 'no_ema': True}, 'val.ema: both needs an EMA to score; set train.ema_decay > 0'),
+])
+def test_bad_val_ema_is_a_one_line_error_naming_the_key(val, message):
+    from basicsr_multigrid.models.ema_validation import ema_validation_mode
+    from basicsr_multigrid.utils.errors import OptionError
+    with pytest.raises(OptionError, match=message):
+        ema_validation_mode({'val': {'ema': val['ema']}, 'train': {'ema_decay': 0 if 'no_ema' in val else 0.9}})

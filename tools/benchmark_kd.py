@@ -6,8 +6,7 @@
 The workflow, on the demo frame-interpolation data (windows of the demo videos, frames t, t+2, t+4, t+6 -> t+3;
 validated on the held-out clips), with the CPU-scale ST-MFNet family of options/train/demo/:
 
-1. the teacher (train_STMFNet_demo.yml), trained from scratch; a finished teacher run with the same options in
-   --work-dir is reused (and the output says so);
+1. the teacher (train_STMFNet_demo.yml), trained from scratch;
 2. the sparse run (train_STMFNet_sparse_demo.yml): OBProxSG channel group lasso from the teacher's weights;
 3. the width read-off (basicsr_multigrid/pruning.py): the student's widths are the surviving channels;
 4. for each of --seeds seeds, the student at those widths (train_STMFNetMini_KD_demo.yml and
@@ -15,6 +14,10 @@ validated on the held-out clips), with the CPU-scale ST-MFNet family of options/
    the ground truth alone, for the same iterations; both from their own initialisation (`student`,
    `student_no_kd`) and from the sparse network's surviving channels (`student_pruned_init`,
    `student_no_kd_pruned_init`).
+
+A finished run in --work-dir with the same options is reused (and the output says so): the teacher and the
+sparse run always, the students when neither the teacher nor the sparse run had to be trained again (their
+initial weights and teacher come from those runs), so an interrupted invocation continues where it stopped.
 
 `frame_average` is the plain mean of I1 and I2 on the same clips: the level a trained network must beat. PSNR /
 SSIM are each run's last validation; curves are PSNR against iteration. Complexity: `params` (learnable
@@ -140,6 +143,7 @@ class Workflow:
 
     def __init__(self, options, data, preset, work_dir):
         self.options, self.data, self.preset, self.work_dir = options, data, preset, work_dir
+        self.trained = []  # labels of the runs this invocation trained (not reused)
 
     def weights(self, name):
         return osp.join(self.work_dir, 'experiments', name, 'models', 'net_g_latest.pth')
@@ -154,6 +158,7 @@ class Workflow:
             started = time.time()
             root = train_in_subprocess(opt, self.work_dir, osp.join(self.work_dir, f"{opt['name']}.log"))
             print(f'{label}: done in {time.time() - started:.0f} s', flush=True)
+            self.trained.append(label)
         return run_results(root)
 
     def teacher(self):
@@ -173,6 +178,7 @@ class Workflow:
         from their own initialisation or, with `init_weights`, from the sparse network's surviving channels."""
         runs = {'student': [], 'student_no_kd': []}
         init = '_pruned_init' if init_weights else ''
+        reuse = not {'teacher', 'sparse'} & set(self.trained)
         for seed in range(seeds):
             for label, suffix in (('student', 'kd'), ('student_no_kd', 'no_kd')):
                 opt = demo_run_options(self.options[label], f'kd_bench_{suffix}{init}_seed{seed}', self.data,
@@ -182,7 +188,7 @@ class Workflow:
                 if label == 'student':
                     opt['network_t'] = copy.deepcopy(teacher_opt['network_g'])
                     opt['path']['pretrain_network_t'] = self.weights(teacher_opt['name'])
-                runs[label].append(self.run(f'{label}{init} seed {seed}', opt))
+                runs[label].append(self.run(f'{label}{init} seed {seed}', opt, reuse))
         return runs
 
 

@@ -375,8 +375,8 @@ def split_summary(results):
                      f"(seeds {speedup['min']:.2f}-{speedup['max']:.2f}x"
                      + (f", {speedup['missing']} never" if speedup['missing'] else '') + ')'
                      if speedup['mean'] is not None else "never reaches the baseline's final PSNR")
-            lines.append(f"{split}: {label} {reach}; ends {drop['mean']:+.3f} dB below it "
-                         f"(seeds {drop['min']:+.3f} to {drop['max']:+.3f}); {results['seeds']} seed(s)")
+            lines.append(f"{split}: {label} {reach}; final PSNR {-drop['mean']:+.3f} dB against it "
+                         f"(seeds {-drop['max']:+.3f} to {-drop['min']:+.3f}); {results['seeds']} seed(s)")
     budget = results['budget']
     if budget['margin_db'] is None:
         lines.append(f"{budget['split']}: baseline {budget['baseline_psnr']:.3f} dB; no bicubic reference here")

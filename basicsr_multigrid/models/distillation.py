@@ -8,7 +8,8 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 
 from basicsr_multigrid.models.feature_distillation import FeatureDistillation
-from basicsr_multigrid.models.teacher import load_teacher, require_teacher_for_distillation
+from basicsr_multigrid.models.teacher import distill_gate, load_teacher, require_teacher_for_distillation
+from basicsr_multigrid.models.validation_sets import RenamedLoader
 from basicsr_multigrid.utils.errors import OptionError
 
 
@@ -23,6 +24,11 @@ class DistillationMixin:
       (student vs teacher, `l_distill`) + optional `train.feature_distill_opt` (`l_feature`, see
       feature_distillation). Each of the first two is one BasicSR loss mapping or a list of them. Seed recipe:
       pixel_opt LaplacianPyramidLoss weight 0.1, distill_opt LaplacianPyramidLoss weight 1.0.
+    - `train.distill_gate: teacher_better` applies `distill_opt` only to the batch items whose teacher output is
+      closer to the ground truth (mean absolute error) than the student's current output, so that a teacher
+      never pulls the student towards its mistakes; the kept share is logged `distill_kept`. Each item's loss is
+      computed alone and the kept ones are summed (`reduction: sum`) or divided by the batch size (`mean`), so
+      with every item kept the loss equals the ungated one. Feature distillation is not gated.
     - Without `network_t` it trains the network on `pixel_opt` alone (the no-distillation baseline).
     - `validate_teacher` is its own step: the runner calls it once per validation set, logged `<name>_teacher`.
     """
@@ -41,6 +47,7 @@ class DistillationMixin:
                                    f"{self.opt['path']['pretrain_network_t']} (frozen, eval mode)")
         self.gt_losses = self._build_losses('pixel_opt')
         self.distill_losses = self._build_losses('distill_opt')
+        self.distill_gate = distill_gate(self.opt)
         if not self.gt_losses and not self.distill_losses:
             raise OptionError('train.pixel_opt: no loss configured (give pixel_opt and/or distill_opt)')
         self.feature_distillation = None
@@ -74,10 +81,14 @@ class DistillationMixin:
         if self.net_t is not None:
             with torch.no_grad():
                 teacher_output = self.net_t(self.lq)
+            kept = self._teacher_better(teacher_output) if self.distill_gate == 'teacher_better' else None
             for index, loss in enumerate(self.distill_losses):
                 name = _loss_name('l_distill', index, self.distill_losses)
-                loss_dict[name] = value = loss(self.output, teacher_output)
+                loss_dict[name] = value = (loss(self.output, teacher_output) if kept is None
+                                           else _gated_loss(loss, self.output, teacher_output, kept))
                 total = total + value
+            if kept is not None:
+                loss_dict['distill_kept'] = kept.mean()
             if self.feature_distillation is not None:
                 loss_dict['l_feature'] = value = self.feature_distillation()
                 total = total + value
@@ -86,6 +97,15 @@ class DistillationMixin:
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if hasattr(self.optimizer_g, 'density'):
             self.log_dict['density'] = self.optimizer_g.density()
+
+    def _teacher_better(self, teacher_output):
+        """Per batch item: 1.0 where the teacher's mean absolute error to the ground truth is below the
+        student's, else 0.0."""
+        with torch.no_grad():
+            item_dims = tuple(range(1, self.gt.dim()))
+            teacher_error = (teacher_output - self.gt).abs().mean(dim=item_dims)
+            student_error = (self.output.detach() - self.gt).abs().mean(dim=item_dims)
+        return (teacher_error < student_error).to(self.output.dtype)
 
     def validate_teacher(self, dataloader, current_iter, tb_logger):
         """Validate the teacher on `dataloader`, reported as `<name>_teacher` (the dataset itself is unchanged).
@@ -111,38 +131,13 @@ class DistillationMixin:
             self.output = self.output[:, self.lq.size(1) // 2]
 
 
+def _gated_loss(loss, output, target, kept):
+    """`loss` of the kept items, each computed alone: summed for `reduction: sum`, else over the whole batch
+    size, so that keeping every item gives the ungated value."""
+    per_item = torch.stack([loss(output[i:i + 1], target[i:i + 1]) for i in range(len(kept))])
+    total = (per_item * kept).sum()
+    return total if getattr(loss, 'reduction', 'mean') == 'sum' else total / len(kept)
+
+
 def _loss_name(prefix, index, losses):
     return prefix if len(losses) == 1 else f'{prefix}_{index}'
-
-
-class RenamedDataset:
-    """A validation dataset seen under another name (everything else is the dataset's own)."""
-
-    def __init__(self, dataset, name):
-        self.dataset = dataset
-        self.opt = dict(dataset.opt, name=name)
-
-    def __getattr__(self, attribute):
-        if attribute == 'dataset':  # not set yet (copy / unpickle)
-            raise AttributeError(attribute)
-        return getattr(self.dataset, attribute)
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        return self.dataset[index]
-
-
-class RenamedLoader:
-    """A validation loader whose dataset is seen under another name; iterates the loader itself."""
-
-    def __init__(self, loader, name):
-        self.loader = loader
-        self.dataset = RenamedDataset(loader.dataset, name)
-
-    def __iter__(self):
-        return iter(self.loader)
-
-    def __len__(self):
-        return len(self.loader)

@@ -2,12 +2,13 @@ from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_multigrid.models.checkpoint_mixin import AtomicCheckpointMixin
+from basicsr_multigrid.models.ema_validation import EmaValidationMixin
 from basicsr_multigrid.models.optimizer_setup import setup_generator_optimizer
 from basicsr_multigrid.optim import uses_channel_groups
 
 
 @MODEL_REGISTRY.register()
-class MultigridVideoRecurrentModel(AtomicCheckpointMixin, VideoRecurrentModel):
+class MultigridVideoRecurrentModel(AtomicCheckpointMixin, EmaValidationMixin, VideoRecurrentModel):
     """BasicSR's VideoRecurrentModel (BasicVSR, IconVSR, BasicVSR++) with checkpoints a run can always resume from
     exactly (AtomicCheckpointMixin). The multigrid schedule, LR hooks and run records are the runner's: any
     BasicSR model trains on a schedule; this one also resumes bit-exactly. OBProxSG's channel sparsity gets its

@@ -11,6 +11,7 @@ from basicsr_multigrid.utils.errors import OptionError
 
 SHOWN_KEYS = 3
 DISTILLATION_KEYS = ('distill_opt', 'feature_distill_opt')
+DISTILL_GATES = ('none', 'teacher_better')
 
 
 def build_teacher_network(opt):
@@ -85,10 +86,21 @@ def _first(names):
 
 def require_teacher_for_distillation(opt):
     """Distillation losses without a teacher are a configuration error, found before anything runs."""
+    gate = distill_gate(opt)
     if opt.get('network_t') is None:
         for key in DISTILLATION_KEYS:
             if opt.get('train', {}).get(key):
                 raise OptionError(f'train.{key}: distilling needs a teacher; add network_t and path.pretrain_network_t')
+        if gate != 'none':
+            raise OptionError(f'train.distill_gate: {gate} needs a teacher; add network_t and path.pretrain_network_t')
+
+
+def distill_gate(opt):
+    """`train.distill_gate`: which items the output distillation applies to (`none`: all of them)."""
+    gate = opt.get('train', {}).get('distill_gate', 'none')
+    if gate not in DISTILL_GATES:
+        raise OptionError(f'train.distill_gate: {gate!r} is not one of {", ".join(DISTILL_GATES)}')
+    return gate
 
 
 def check_teacher(opt):

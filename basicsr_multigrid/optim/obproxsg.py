@@ -33,7 +33,7 @@ what BasicSR option files count.
 import torch
 
 from basicsr_multigrid.optim import OPTIMIZER_REGISTRY
-from basicsr_multigrid.utils.channel_units import layer_units
+from basicsr_multigrid.utils.channel_units import layer_units, per_channel_sums
 
 SPARSITY_MODES = ('element', 'channel')
 
@@ -57,6 +57,7 @@ class OBProxSG(torch.optim.Optimizer):
         self.prox_iters = prox_iters
         self.sparsity = sparsity
         self.step_count = 0  # decides the phase; saved in the state dict so a resumed run keeps its phase
+        self._channel_sizes = {}  # group index -> entries per channel (shapes never change)
 
     def state_dict(self):
         state = super().state_dict()
@@ -76,14 +77,16 @@ class OBProxSG(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         prox_phase = self.step_count < self.prox_iters
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             if self._regularised(group) and self.sparsity == 'channel':
                 if all(param.grad is None for param in group['params']):
                     continue  # frozen (e.g. a flow network before train.fix_flow): no step, no shrinkage
+                unit = ChannelUnit(group, self._channel_sizes.get(index))
+                self._channel_sizes[index] = unit.sizes
                 if prox_phase:
-                    ChannelUnit(group).prox_step()
+                    unit.prox_step()
                 else:
-                    ChannelUnit(group).orthant_step()
+                    unit.orthant_step()
                 continue
             for param in group['params']:
                 if param.grad is None:
@@ -132,20 +135,17 @@ class ChannelUnit:
     """One channel unit (a parameter group with `channel_dims` and `channel_offsets`): its tensors share the
     channel index space of one width; R(x) = sum_c sqrt(p_c) * ||x_c||_2 over it."""
 
-    def __init__(self, group):
+    def __init__(self, group, sizes=None):
         self.group = group
         self.layout = [(param, dim, offset, param.shape[dim]) for param, dim, offset in
                        zip(group['params'], group['channel_dims'], group['channel_offsets'])]
         self.width = max(offset + count for _, _, offset, count in self.layout)
-        sizes = self._per_channel([torch.ones_like(param) for param, *_ in self.layout])
-        self.lambdas = group['lambda_'] * sizes.sqrt()
+        self.sizes = self._per_channel([torch.ones_like(p) for p, *_ in self.layout]) if sizes is None else sizes
+        self.lambdas = group['lambda_'] * self.sizes.sqrt()
 
     def _per_channel(self, tensors):
         """Sum over each channel's entries, across the unit's tensors: a vector of the width."""
-        total = torch.zeros(self.width, dtype=torch.float64, device=self.layout[0][0].device)
-        for tensor, (_, dim, offset, count) in zip(tensors, self.layout):
-            total[offset:offset + count] += tensor.movedim(dim, 0).reshape(count, -1).sum(dim=1).double()
-        return total
+        return per_channel_sums(tensors, self.group['channel_dims'], self.group['channel_offsets'], self.width)
 
     def _spread(self, vector, index):
         """`vector`'s slice for tensor `index`, shaped to broadcast along that tensor's channel dimension."""

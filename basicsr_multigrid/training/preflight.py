@@ -1,6 +1,7 @@
 """Checks of a training run that need no experiment folder: run before anything is written, so a bad option
 ends the run with one line naming the key and nothing on disk changes."""
 from basicsr_multigrid.hooks import build_hooks
+from basicsr_multigrid.models.ema_validation import ema_validation_mode
 from basicsr_multigrid.models.teacher import check_teacher
 from basicsr_multigrid.multigrid.dataloader import build_schedule, dataset_class, uses_scheduled_shapes
 from basicsr_multigrid.optim import uses_channel_groups
@@ -41,6 +42,7 @@ def _check_loop_options(opt):
         value = (opt.get(section) or {}).get(key)
         if not isinstance(value, int) or value < 1:
             raise OptionError(f'{section}.{key}: must be a positive integer, got {value!r}')
+    ema_validation_mode(opt)
     train_opt = opt['datasets'].get('train', {})
     mode = train_opt.get('prefetch_mode')
     if mode not in (None, 'cpu', 'cuda'):

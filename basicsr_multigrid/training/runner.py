@@ -24,6 +24,7 @@ from basicsr.utils.options import copy_opt_file, dict2str, parse_options
 
 from basicsr_multigrid.hooks import build_hooks, sort_by_priority
 from basicsr_multigrid.hooks.multigrid_lr_hook import MultigridLRHook
+from basicsr_multigrid.models.ema_validation import TRAINING_WEIGHTS_SUFFIX
 from basicsr_multigrid.multigrid import dataloader as multigrid_loaders
 from basicsr_multigrid.training.cli import prepare_argv
 from basicsr_multigrid.training.learning_rate import LearningRates, hook_lr_factor, resolve_scheduler_options
@@ -168,7 +169,8 @@ class TrainingRun:
         self.recorder.write_phase_timing()
 
     def validate(self):
-        """Every validation set: the teacher once (distillation models), then the trained network."""
+        """Every validation set: the teacher once (distillation models), then the trained network (its EMA and,
+        with `val.ema: both`, the training weights too; models/ema_validation.py)."""
         if len(self.val_loaders) > 1 and not getattr(self.model, 'validates_several_sets', False):
             self.logger.warning('Multiple validation datasets are *only* supported by SRModel.')  # as BasicSR warns
         started = time.perf_counter()
@@ -181,6 +183,9 @@ class TrainingRun:
                     self.record_metrics(f'{name}_teacher', training_seconds)
             self.model.validation(val_loader, self.current_iter, self.tb_logger, self.opt['val'].get('save_img', False))
             self.record_metrics(name, training_seconds)
+            if hasattr(self.model, 'validate_training_weights') and self.model.validate_training_weights(
+                    val_loader, self.current_iter, self.tb_logger):
+                self.record_metrics(f'{name}{TRAINING_WEIGHTS_SUFFIX}', training_seconds)
         self.validation_seconds += time.perf_counter() - started
         self.recorder.write_phase_timing()
         self.call_hooks('after_val')

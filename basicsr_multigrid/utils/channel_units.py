@@ -14,6 +14,7 @@ while any tensor of its unit is non-zero there.
 from collections import OrderedDict
 from typing import NamedTuple
 
+import torch
 from torch import nn
 
 
@@ -27,6 +28,24 @@ def width_entry_parts(entry):
     """A width_groups() entry as parts (concatenated along channels), each a list of (name, dim) pairs whose
     channels live together; a plain (name, dim) pair is one part of one pair."""
     return [[entry]] if isinstance(entry[0], str) else [list(part) for part in entry]
+
+
+def per_channel_sums(tensors, dims, offsets, width):
+    """Sum of each channel's entries over tensors that share one width's channel index space (tensor k's
+    channels at `offsets[k]` onwards along `dims[k]`): a float64 vector of length `width`."""
+    total = torch.zeros(width, dtype=torch.float64, device=tensors[0].device)
+    for tensor, dim, offset in zip(tensors, dims, offsets):
+        count = tensor.shape[dim]
+        total[offset:offset + count] += tensor.movedim(dim, 0).reshape(count, -1).sum(dim=1).double()
+    return total
+
+
+def width_argument(key):
+    """A width key as (argument name, list index or None): 'grid_channels[2]' -> ('grid_channels', 2)."""
+    if key.endswith(']'):
+        name, index = key[:-1].split('[')
+        return name, int(index)
+    return key, None
 
 
 def channel_units(network):
