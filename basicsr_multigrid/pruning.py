@@ -131,7 +131,7 @@ def pruned_initial_state(teacher_network_opt, teacher_state, survivors, student_
     widening = 2 * (1 + max(width for width, _ in survivors.values()))
     growth = {}  # (name, dim) -> [(width key, growth)]
     for key in survivors:
-        wider = _tensor_shapes(cls, _widened(probe, key, widening))
+        wider = _tensor_shapes(cls, widened_arguments(probe, key, widening))
         for name, shape in base.items():
             for dim, (size, wider_size) in enumerate(zip(shape, wider[name])):
                 if size != wider_size:
@@ -185,8 +185,9 @@ def _tensor_shapes(cls, arguments):
     return {name: tuple(t.shape) for name, t in cls(**arguments).state_dict().items()}
 
 
-def _widened(arguments, key, extra):
-    arguments = {k: list(v) if isinstance(v, list) else v for k, v in arguments.items()}
+def widened_arguments(arguments, key, extra):
+    """A copy of arch `arguments` with the width `key` ('name' or 'name[i]') grown by `extra` channels."""
+    arguments = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in arguments.items()}
     name, index = width_argument(key)
     if index is None:
         arguments[name] += extra

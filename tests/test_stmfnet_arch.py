@@ -16,7 +16,8 @@ from torch import nn as nn
 from torch.nn import functional as F
 
 from basicsr_multigrid.archs.stmfnet_arch import STMFNet
-from basicsr_multigrid.utils.channel_units import width_entry_parts
+from basicsr_multigrid.pruning import widened_arguments
+from basicsr_multigrid.utils.channel_units import width_argument, width_entry_parts
 from basicsr_multigrid.archs.stmfnet_blocks import reflect_pad_to
 from basicsr_multigrid.archs.stmfnet_mini_arch import STMFNetMini
 
@@ -260,27 +261,9 @@ def _defaults(cls):
     return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items() if name != 'self'}
 
 
-def _split(key):
-    """'grid_channels[1]' -> ('grid_channels', 1); 'kernel_channels' -> ('kernel_channels', None)."""
-    if '[' not in key:
-        return key, None
-    arg, index = key[:-1].split('[')
-    return arg, int(index)
-
-
 def width_of(config, key):
-    arg, index = _split(key)
+    arg, index = width_argument(key)
     return config[arg] if index is None else config[arg][index]
-
-
-def widened(config, key, extra=2):
-    config = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in config.items()}
-    arg, index = _split(key)
-    if index is None:
-        config[arg] += extra
-    else:
-        config[arg][index] += extra
-    return config
 
 
 @pytest.mark.parametrize('cls', [STMFNet, STMFNetMini])
@@ -304,7 +287,7 @@ def test_width_groups_name_existing_weights_of_the_stated_width(cls):
 def test_width_groups_list_exactly_the_layers_that_output_that_width(key):
     """Widen one argument by 2: the listed weights are exactly those whose output dim grew by their share of it
     (feature widths: each of the two branches grows by 1), except the GridNet blocks that cannot reach the output."""
-    base, wider = STMFNetMini(**TINY), STMFNetMini(**widened(TINY, key))
+    base, wider = STMFNetMini(**TINY), STMFNetMini(**widened_arguments(TINY, key, 2))
     base_params, wider_params = dict(base.named_parameters()), dict(wider.named_parameters())
     parts = [part for entry in base.width_groups()[key] for part in width_entry_parts(entry)]
     growth = 2 // max(len(width_entry_parts(entry)) for entry in base.width_groups()[key])
