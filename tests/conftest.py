@@ -115,6 +115,16 @@ def final_weights(root, name):
     return torch.load(osp.join(root, 'experiments', name, 'models', 'net_g_latest.pth'), weights_only=True)['params']
 
 
+def has_cpp_compiler():
+    """Whether torch.compile can build CPU kernels here (inductor finds a C++ compiler)."""
+    from torch._inductor import cpp_builder
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception:  # noqa: BLE001  (inductor raises its own InvalidCxxCompiler)
+        return False
+    return True
+
+
 def tree_digest(folder):
     """Digest of every folder name, file name and file content under `folder`: equal iff nothing changed."""
     digest = hashlib.sha1()

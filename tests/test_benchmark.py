@@ -1,6 +1,7 @@
 """tools/benchmark_multigrid.py: a real (tiny) side-by-side run, a tuned and seeded one reported on the test split,
 the JSON schema, the speedup arithmetic, the plot; tools/benchmark_kd.py: its complexity measurement."""
 import json
+import os
 import subprocess
 import sys
 from os import path as osp
@@ -51,6 +52,63 @@ def test_side_by_side_run_writes_results_and_plot(demo_data, tmp_path):
     assert png.read_bytes()[:8] == PNG_SIGNATURE
     import matplotlib.image
     assert matplotlib.image.imread(str(png)).shape[2] in (3, 4)
+
+
+@pytest.mark.slow
+def test_precision_twins_train_in_bf16_and_are_compared_with_their_fp32_runs(demo_data, tmp_path):
+    baseline = write_options(tiny(demo_data, 'train_BasicVSR_demo.yml'), tmp_path, 'baseline.yml')
+    multigrid = write_options(tiny(demo_data, 'train_BasicVSR_multigrid_demo.yml',
+                                   train__multigrid__spatial_sizes=[8, 16]), tmp_path, 'multigrid.yml')
+    out, work = tmp_path / 'results.json', tmp_path / 'work'
+    result = subprocess.run([sys.executable, 'tools/benchmark_multigrid.py', '--baseline', baseline, '--multigrid',
+                             multigrid, '--largebatch', '0', '--val-points', '1', '--precision', 'bf16',
+                             '--work-dir', str(work), '--out', str(out)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    runs = {run['name']: run for run in results['runs']}
+    assert list(runs) == ['baseline', 'multigrid', 'baseline_bf16', 'multigrid_bf16']
+    assert [run['precision'] for run in runs.values()] == ['fp32', 'fp32', 'bf16', 'bf16']
+    for name in ('baseline', 'multigrid'):
+        logs = {precision: (work / 'experiments' / next(d for d in os.listdir(work / 'experiments')
+                                                        if d.endswith(f'_{name}{suffix}'))).glob('train_*.log')
+                for precision, suffix in (('fp32', ''), ('bf16', '_bf16'))}
+        assert 'Training precision: bf16' in next(logs['bf16']).read_text()
+        assert 'Training precision: fp32' in next(logs['fp32']).read_text()
+        twin = results['precision'][f'{name}_bf16']
+        fp32_wall, bf16_wall = runs[name]['wall_s'], runs[f'{name}_bf16']['wall_s']
+        assert twin['equal_iter_speedup']['mean'] == pytest.approx(fp32_wall / bf16_wall)
+        for split in ('val', 'test'):
+            change = runs[f'{name}_bf16']['splits'][split]['final_psnr'] - runs[name]['splits'][split]['final_psnr']
+            assert twin['psnr_change_db'][split]['mean'] == pytest.approx(change)
+    reached = [wall for wall, _, psnr in runs['multigrid_bf16']['curve'] if psnr >= runs['baseline']['final_psnr']]
+    expected = runs['baseline']['wall_s'] / reached[0] if reached else None  # against the fp32 baseline
+    assert runs['multigrid_bf16']['speedup_to_baseline_psnr'] == pytest.approx(expected)
+    assert 'multigrid_bf16: ' in result.stdout and 'faster than multigrid (fp32) at equal iterations' in result.stdout
+
+
+@pytest.mark.slow
+def test_step_benchmark_times_every_phase_shape_for_every_variant(demo_data, tmp_path):
+    opt = write_options(tiny(demo_data, 'train_BasicVSR_multigrid_demo.yml', train__multigrid__spatial_sizes=[8, 16]),
+                        tmp_path, 'multigrid.yml')
+    out = tmp_path / 'step.json'
+    result = subprocess.run([sys.executable, 'tools/benchmark_step.py', '-opt', opt, '--variants', 'fp32', 'bf16',
+                             '--repeats', '2', '--warmup', '1', '--threads', '1', '--profile', 'bf16',
+                             '--out', str(out)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    shapes = [(s['iters'], s['lq_size'], s['num_frame']) for s in results['shapes']]
+    assert shapes == [(4, 8, 2), (4, 8, 4), (2, 16, 2), (2, 16, 4)]  # the demo's 4 phases (70% / 30%) of 12
+    fp32, bf16 = results['s_per_step']['fp32'], results['s_per_step']['bf16']
+    assert len(fp32) == len(bf16) == 4 and all(t > 0 for t in fp32 + bf16)
+    weighted = sum(n * t for (n, _, _), t in zip(shapes, fp32)) / sum(n * t for (n, _, _), t in zip(shapes, bf16))
+    assert results['speedup']['bf16']['run_speedup'] == pytest.approx(weighted)
+    assert results['speedup']['bf16']['speedup_per_shape'] == pytest.approx([a / b for a, b in zip(fp32, bf16)])
+    assert results['profile']['variant'] == 'bf16' and any('conv' in op['op'] for op in results['profile']['ops'])
+    bad = subprocess.run([sys.executable, 'tools/benchmark_step.py', '-opt', opt, '--variants', 'fp32', 'bf16+nhwc'],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "bf16+nhwc: unknown flag 'nhwc'" in bad.stderr.strip().splitlines()[-1]
 
 
 def run_with_curve(points, final_psnr, wall_s):

@@ -50,3 +50,16 @@ def test_resumed_run_replaces_the_records_of_the_iterations_it_trains_again(tmp_
     assert [r['iter'] for r in read_run(str(tmp_path)).iterations] == list(range(1, 9))
     recorder(tmp_path, start_iter=6)
     assert [r['iter'] for r in read_run(str(tmp_path)).iterations] == list(range(1, 7))
+
+
+def test_steps_that_compiled_are_timed_apart_from_their_phase():
+    schedule = two_stage_schedule()
+    timer = PhaseTimer(schedule)
+    first = schedule.phases[0]
+    timer.add(first.start_iter, 0.1, 30.0, compile_s=30.1)
+    for iteration in range(first.start_iter + 1, first.start_iter + 3):
+        timer.add(iteration, 0.1, 0.9)
+    record = timer.report()[0]
+    assert record['iters'] == 2 and record['s_per_iter'] == pytest.approx(1.0)
+    assert record['compiled_steps'] == 1 and record['compile_s'] == pytest.approx(30.1)
+    assert timer.measured_seconds() == pytest.approx(2.0)

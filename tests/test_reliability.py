@@ -148,6 +148,9 @@ BAD_INPUTS = [  # (dotted key, value, expected text in the one-line error)
     ('train.hooks', [{'type': 'LinearWarmupHook', 'warmup': 5}], 'train.hooks[0] (LinearWarmupHook)'),
     ('train.hooks', [{'type': 'RankConsistencyHook', 'interval': 0}], 'train.hooks.RankConsistencyHook.interval'),
     ('path.resume_state', '/nonexistent/4.state', 'path.resume_state: no such file /nonexistent/4.state'),
+    ('train.precision', 'fp8', "train.precision: 'fp8' is not one of fp32, bf16, fp16"),
+    ('train.precision', 'fp16', 'train.precision: fp16 needs a CUDA device'),
+    ('train.fp32_modules', ['flownet'], 'train.fp32_modules: only meaningful with train.precision bf16 or fp16'),
 ]
 
 

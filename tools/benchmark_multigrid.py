@@ -16,6 +16,11 @@ for each, the variant with the best final PSNR on val; `--seeds N` repeats each 
 then has per-split curves, each comparison's `speedup_to_baseline_psnr` and `psnr_drop_db` per split as mean and
 min / max over seed pairs, and `budget`: whether the baseline ends >= 0.3 dB above bicubic on test (else the
 iteration budget is too short to say anything), which is also printed.
+
+`--precision bf16` (or fp16 on CUDA) adds, in the same invocation, a twin of every run trained under that
+precision (`<name>_bf16`, `runs[].precision`); every run's speedup is against the fp32 fixed-shape baseline, and
+`precision` in the JSON compares each twin with its fp32 run: wall-clock ratio at equal iterations and final PSNR
+difference per split. `--channels-last` turns on channels-last weights in those twins.
 """
 import argparse
 import copy
@@ -101,12 +106,13 @@ def summarize_run(experiment_root, label, opt):
                              'curve': [[r['wall_s'], r['iter'], r['psnr']] for r in records]}
     phases = run.phase_timing
     samples = sum(p['iters'] * p['batch_size_per_gpu'] for p in phases)
-    compute_s = sum(p['iters'] * p['s_per_iter'] for p in phases)
+    compute_s = sum(p['iters'] * p['s_per_iter'] for p in phases if p['iters'])
     return {
         'name': label, 'wall_s': splits['val']['curve'][-1][0], 'final_psnr': splits['val']['final_psnr'],
         'final_ssim': splits['val']['final_ssim'], 'curve': splits['val']['curve'], 'splits': splits,
         'iters': int(opt['train']['total_iter']), 'batch_size_per_gpu': opt['datasets']['train']['batch_size_per_gpu'],
         'samples_per_s': samples / compute_s if compute_s else None, 'phases': phases,
+        'precision': opt['train'].get('precision', 'fp32'), 'channels_last': opt['train'].get('channels_last', False),
     }
 
 
@@ -178,7 +184,8 @@ def compare(runs):
     baseline_s_per_iter = baseline['phases'][-1]['s_per_iter']
     for run in runs:
         for phase in run['phases']:
-            phase['measured_rel_cost'] = phase['s_per_iter'] / baseline_s_per_iter
+            phase['measured_rel_cost'] = (phase['s_per_iter'] / baseline_s_per_iter if phase['iters']
+                                          else None)  # only steps that compiled (train.compile)
         reached = time_to_psnr(run['curve'], baseline['final_psnr'])
         run['speedup_to_baseline_psnr'] = baseline['wall_s'] / reached if reached else None
         run['psnr_drop_db'] = baseline['final_psnr'] - run['final_psnr']
@@ -230,7 +237,7 @@ def shade_phases(ax, run):
     """Shade the multigrid phases of `run` along the wall-clock axis (from its measured phase times)."""
     start = 0.0
     for i, phase in enumerate(run['phases']):
-        end = start + phase['iters'] * phase['s_per_iter']
+        end = start + phase['iters'] * (phase['s_per_iter'] or 0) + phase.get('compile_s', 0)
         ax.axvspan(start, end, alpha=0.06 if i % 2 else 0.12, color='tab:orange', lw=0)
         ax.text((start + end) / 2, 0.02 + 0.07 * (i % 2), f"{phase['lq_size']}px\nT={phase['num_frame']}",
                 transform=ax.get_xaxis_transform(), ha='center', va='bottom', fontsize=7)
@@ -259,7 +266,37 @@ def build_runs(args):
     if args.data:
         for _, opt in runs:
             use_data(opt, args.data)
+    runs += [(f'{label}_{precision}', precision_options(opt, precision, args.channels_last))
+             for precision in args.precision for label, opt in runs]
     return runs, args.val_points or preset.get('val_points', 6)
+
+
+def precision_options(opt, precision, channels_last):
+    """The run under `train.precision: precision` (and channels-last weights when asked)."""
+    opt = copy.deepcopy(opt)
+    opt['train']['precision'] = precision
+    if channels_last:
+        opt['train']['channels_last'] = True
+    return opt
+
+
+def precision_comparison(seed_runs, labels, precisions, splits):
+    """{twin label: fp32 wall / twin wall at equal iterations and (twin - fp32) final PSNR per split, mean and
+    spread over seed pairs}."""
+    comparisons = {}
+    for precision in precisions:
+        for label in labels:
+            twin = f'{label}_{precision}'
+            if twin not in seed_runs:
+                continue
+            pairs = list(zip(seed_runs[label], seed_runs[twin]))
+            comparisons[twin] = {
+                'against': label, 'precision': precision,
+                'equal_iter_speedup': spread([fp32['wall_s'] / other['wall_s'] for fp32, other in pairs]),
+                'psnr_change_db': {split: spread([other['splits'][split]['final_psnr']
+                                                  - fp32['splits'][split]['final_psnr'] for fp32, other in pairs])
+                                   for split in splits}}
+    return comparisons
 
 
 def use_data(opt, data):
@@ -286,6 +323,9 @@ def main(argv=None):
     parser.add_argument('--lr-factors', type=float, nargs='+', default=[0.5, 1.0, 2.0], help='--tune LR factors')
     parser.add_argument('--warmups', nargs='+', choices=('off', 'on'), default=['off', 'on'], help='--tune warmups')
     parser.add_argument('--seeds', type=int, default=1, help='repeat each chosen run with this many seeds')
+    parser.add_argument('--precision', nargs='+', choices=('bf16', 'fp16'), default=[],
+                        help='add a twin of every run trained under this precision (train.precision)')
+    parser.add_argument('--channels-last', action='store_true', help='channels-last weights in the --precision twins')
     parser.add_argument('--work-dir', default=osp.join(REPO_ROOT, 'experiments', 'benchmarks'))
     parser.add_argument('--out', default='results.json')
     parser.add_argument('--plot', help='PNG of PSNR against wall-clock time')
@@ -345,6 +385,7 @@ def main(argv=None):
     results['splits'] = {split: {label: split_comparison(baseline_runs, seed_runs[label], split)
                                  for label, _ in runs[1:]} for split in splits}
     results['budget'] = budget_check(baseline_runs, results['bicubic'], splits[-1])
+    results['precision'] = precision_comparison(seed_runs, [label for label, _ in runs], args.precision, splits)
     with open(args.out, 'w') as f:
         json.dump(results, f, indent=1)
     if args.plot:
@@ -377,6 +418,12 @@ def split_summary(results):
                      if speedup['mean'] is not None else "never reaches the baseline's final PSNR")
             lines.append(f"{split}: {label} {reach}; final PSNR {-drop['mean']:+.3f} dB against it "
                          f"(seeds {-drop['max']:+.3f} to {-drop['min']:+.3f}); {results['seeds']} seed(s)")
+    for twin, c in results.get('precision', {}).items():
+        speedup = c['equal_iter_speedup']
+        changes = '; '.join(f"{split} {d['mean']:+.3f} dB (seeds {d['min']:+.3f} to {d['max']:+.3f})"
+                            for split, d in c['psnr_change_db'].items())
+        lines.append(f"{twin}: {speedup['mean']:.2f}x faster than {c['against']} (fp32) at equal iterations "
+                     f"(seeds {speedup['min']:.2f}-{speedup['max']:.2f}x); final PSNR against it: {changes}")
     budget = results['budget']
     if budget['margin_db'] is None:
         lines.append(f"{budget['split']}: baseline {budget['baseline_psnr']:.3f} dB; no bicubic reference here")

@@ -1,4 +1,5 @@
-"""Checkpoints a run can always resume from: atomic files, weights_only-loadable states, RNG states."""
+"""Checkpoints a run can always resume from: atomic files, weights_only-loadable states, RNG states (and fp16's
+loss scale)."""
 import os
 
 from basicsr.utils.dist_util import get_dist_info, master_only
@@ -33,10 +34,15 @@ class AtomicCheckpointMixin:
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [to_primitives(s.state_dict()) for s in self.schedulers],
                  'rng': rng_states()}
+        scaler_state = self.precision.state_dict() if hasattr(self, 'precision') else None
+        if scaler_state is not None:
+            state['grad_scaler'] = scaler_state  # fp16's loss scale, so a resumed run continues with it
         atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
         resume_state = dict(resume_state, schedulers=[from_primitives(s) for s in resume_state['schedulers']])
         super().resume_training(resume_state)
+        if hasattr(self, 'precision'):
+            self.precision.load_state_dict(resume_state.get('grad_scaler'))
         if 'rng' in resume_state and get_dist_info()[0] == 0:
             set_rng_states(resume_state['rng'])

@@ -37,6 +37,7 @@ class DistillationMixin:
 
     def init_training_settings(self):
         self.net_g.train()
+        self.setup_step()
         if self.opt['train'].get('ema_decay', 0) > 0:
             raise OptionError('train.ema_decay: not supported with distillation')
         self.ema_decay = 0
@@ -66,37 +67,28 @@ class DistillationMixin:
             raise OptionError(f'train.{key}: expected a loss mapping with a type, or a list of them')
         return [build_loss(dict(s)).to(self.device) for s in specs]
 
-    def prepare_step(self, current_iter):
-        """Before each step: nothing here; video students keep their flow network fixed at first."""
-
-    def optimize_parameters(self, current_iter):
-        self.prepare_step(current_iter)
-        self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
+    def generator_losses(self):
+        """(total, {name: logged value}) for GeneratorStepMixin's step: the student's output against the ground
+        truth and against the teacher's (computed under the run's precision, compared in fp32)."""
         loss_dict = OrderedDict()
-        total = 0
         for index, loss in enumerate(self.gt_losses):
-            loss_dict[_loss_name('l_gt', index, self.gt_losses)] = value = loss(self.output, self.gt)
-            total = total + value
+            loss_dict[_loss_name('l_gt', index, self.gt_losses)] = loss(self.output, self.gt)
+        kept = None
         if self.net_t is not None:
-            with torch.no_grad():
+            with torch.no_grad(), self.precision.autocast():
                 teacher_output = self.net_t(self.lq)
+            teacher_output = teacher_output.float()
             kept = self._teacher_better(teacher_output) if self.distill_gate == 'teacher_better' else None
             for index, loss in enumerate(self.distill_losses):
-                name = _loss_name('l_distill', index, self.distill_losses)
-                loss_dict[name] = value = (loss(self.output, teacher_output) if kept is None
-                                           else _gated_loss(loss, self.output, teacher_output, kept))
-                total = total + value
-            if kept is not None:
-                loss_dict['distill_kept'] = kept.mean()
+                loss_dict[_loss_name('l_distill', index, self.distill_losses)] = (
+                    loss(self.output, teacher_output) if kept is None
+                    else _gated_loss(loss, self.output, teacher_output, kept))
             if self.feature_distillation is not None:
-                loss_dict['l_feature'] = value = self.feature_distillation()
-                total = total + value
-        total.backward()
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-        if hasattr(self.optimizer_g, 'density'):
-            self.log_dict['density'] = self.optimizer_g.density()
+                loss_dict['l_feature'] = self.feature_distillation()
+        total = sum(loss_dict.values())
+        if kept is not None:
+            loss_dict['distill_kept'] = kept.mean()  # logged, not a loss
+        return total, loss_dict
 
     def _teacher_better(self, teacher_output):
         """Per batch item: 1.0 where the teacher's mean absolute error to the ground truth is below the

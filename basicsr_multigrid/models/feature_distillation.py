@@ -46,7 +46,8 @@ class FeatureDistillation:
     def __call__(self):
         total = 0
         for student_name, teacher_name in self.pairs:
-            student, teacher = self.student_features[student_name], self.teacher_features[teacher_name]
+            student = self.student_features[student_name].float()  # compared in fp32 under any precision
+            teacher = self.teacher_features[teacher_name].float()
             if self.mode == 'attention':
                 student, teacher = attention_map(student), attention_map(teacher)
             if student.shape != teacher.shape:

@@ -3,11 +3,12 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_multigrid.models.checkpoint_mixin import AtomicCheckpointMixin
 from basicsr_multigrid.models.ema_validation import EmaValidationMixin
+from basicsr_multigrid.models.generator_step import GeneratorStepMixin
 from basicsr_multigrid.models.optimizer_setup import setup_generator_optimizer
 
 
 @MODEL_REGISTRY.register()
-class FrameInterpolationModel(AtomicCheckpointMixin, EmaValidationMixin, SRModel):
+class FrameInterpolationModel(AtomicCheckpointMixin, EmaValidationMixin, GeneratorStepMixin, SRModel):
     """Frame interpolation (ST-MFNet, ST-MFNet Mini): `lq` holds the input frames (B, 4, C, H, W), `gt` the
     middle frame; trained on `train.pixel_opt` (and `perceptual_opt`) as BasicSR's SRModel, validated per frame.
 
@@ -17,8 +18,3 @@ class FrameInterpolationModel(AtomicCheckpointMixin, EmaValidationMixin, SRModel
 
     def setup_optimizers(self):
         setup_generator_optimizer(self)
-
-    def optimize_parameters(self, current_iter):
-        super().optimize_parameters(current_iter)
-        if hasattr(self.optimizer_g, 'density'):
-            self.log_dict['density'] = self.optimizer_g.density()

@@ -20,9 +20,6 @@ class DistilledVideoRecurrentModel(DistillationMixin, MultigridVideoRecurrentMod
     VideoRecurrentModel. `train.fix_flow` keeps the student's flow / EDVR parts fixed at first and `train.flow_lr_mul`
     scales their LR, as in MultigridVideoRecurrentModel."""
 
-    def prepare_step(self, current_iter):
-        self.set_flow_trainable(current_iter)
-
 
 @MODEL_REGISTRY.register()
 def KnowledgeDistillationModel(opt):  # noqa: N802  (the name earlier option files use for both)

@@ -3,22 +3,24 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_multigrid.models.checkpoint_mixin import AtomicCheckpointMixin
 from basicsr_multigrid.models.ema_validation import EmaValidationMixin
+from basicsr_multigrid.models.generator_step import GeneratorStepMixin
 from basicsr_multigrid.models.optimizer_setup import setup_generator_optimizer
 from basicsr_multigrid.optim import uses_channel_groups
 
 
 @MODEL_REGISTRY.register()
-class MultigridVideoRecurrentModel(AtomicCheckpointMixin, EmaValidationMixin, VideoRecurrentModel):
+class MultigridVideoRecurrentModel(AtomicCheckpointMixin, EmaValidationMixin, GeneratorStepMixin, VideoRecurrentModel):
     """BasicSR's VideoRecurrentModel (BasicVSR, IconVSR, BasicVSR++) with checkpoints a run can always resume from
-    exactly (AtomicCheckpointMixin). The multigrid schedule, LR hooks and run records are the runner's: any
-    BasicSR model trains on a schedule; this one also resumes bit-exactly. OBProxSG's channel sparsity gets its
+    exactly (AtomicCheckpointMixin) and one training step with `train.precision` (GeneratorStepMixin). The
+    multigrid schedule, LR hooks and run records are the runner's: any BasicSR model trains on a schedule; this one
+    also resumes bit-exactly. OBProxSG's channel sparsity gets its
     channel-unit parameter groups; `train.flow_lr_mul` applies with any optimizer. Several validation sets
     work (basicsr sizes its per-clip metric table once, for the first set, and fails on the next). `train.fix_flow`
     holds wherever a run starts (basicsr freezes the flow network only at iteration 1, so a run resumed before
     fix_flow trained it)."""
     validates_several_sets = True
 
-    def set_flow_trainable(self, current_iter):
+    def prepare_step(self, current_iter):
         """The flow network and EDVR feature extractor train from iteration `train.fix_flow` on, not before."""
         if not self.fix_flow_iter:
             return
@@ -26,10 +28,6 @@ class MultigridVideoRecurrentModel(AtomicCheckpointMixin, EmaValidationMixin, Vi
         for name, param in self.net_g.named_parameters():
             if 'spynet' in name or 'edvr' in name:
                 param.requires_grad_(trainable)
-
-    def optimize_parameters(self, current_iter):
-        self.set_flow_trainable(current_iter)
-        super(VideoRecurrentModel, self).optimize_parameters(current_iter)  # VideoRecurrentModel's only freezes
 
     def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
         folders = set(dataloader.dataset.data_info['folder'])

@@ -1,7 +1,13 @@
 """Checks of a training run that need no experiment folder: run before anything is written, so a bad option
 ends the run with one line naming the key and nothing on disk changes."""
+from basicsr.archs import build_network
+from basicsr.utils.registry import MODEL_REGISTRY
+
 from basicsr_multigrid.hooks import build_hooks
 from basicsr_multigrid.models.ema_validation import ema_validation_mode
+from basicsr_multigrid.models.generator_step import GeneratorStepMixin
+from basicsr_multigrid.models.knowledge_distillation_model import KnowledgeDistillationModel
+from basicsr_multigrid.models.precision import named_submodules, precision_options
 from basicsr_multigrid.models.teacher import check_teacher
 from basicsr_multigrid.multigrid.dataloader import build_schedule, dataset_class, uses_scheduled_shapes
 from basicsr_multigrid.optim import uses_channel_groups
@@ -27,6 +33,7 @@ def preflight(opt):
                               '(datasets.train.type: MultigridPairedVideoDataset)')
     _check_loop_options(opt)
     _check_sparsity_losses(opt['train'])
+    _check_precision(opt)
     for phase, dataset_opt in opt['datasets'].items():
         if phase != 'train' and phase.split('_')[0] != 'val':
             raise OptionError(f'datasets.{phase}: unknown dataset phase; use train, val or val_<n>')
@@ -49,6 +56,21 @@ def _check_loop_options(opt):
         raise OptionError(f'datasets.train.prefetch_mode: {mode!r} is not one of ~, cpu, cuda')
     if mode == 'cuda' and train_opt.get('pin_memory') is not True:
         raise OptionError('datasets.train.pin_memory: must be true with prefetch_mode: cuda')
+
+
+def _check_precision(opt):
+    """`train.precision`, `fp32_modules`, `channels_last` for the run's device, and a model that applies them."""
+    precision, fp32_modules, channels_last = precision_options(opt, 'cuda' if opt.get('num_gpu', 0) != 0 else 'cpu')
+    if fp32_modules:
+        named_submodules(build_network(opt['network_g']), fp32_modules)
+    model_cls = MODEL_REGISTRY.get(opt['model_type']) if opt.get('model_type') in MODEL_REGISTRY else None
+    own_step = model_cls is KnowledgeDistillationModel or isinstance(model_cls, type) and issubclass(
+        model_cls, GeneratorStepMixin)
+    if (precision != 'fp32' or channels_last) and not own_step:
+        key = 'precision' if precision != 'fp32' else 'channels_last'
+        raise OptionError(f"train.{key}: model_type {opt.get('model_type')} trains in BasicSR's own fp32 step; use "
+                          'a model of this package (MultigridVideoRecurrentModel, MultigridEDVRModel, '
+                          'FrameInterpolationModel, KnowledgeDistillationModel)')
 
 
 def _check_sparsity_losses(train_opt):

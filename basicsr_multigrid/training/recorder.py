@@ -78,10 +78,18 @@ class PhaseTimer:
     def __init__(self, schedule):
         self.schedule = schedule
         self.totals = {}  # phase index -> [iterations, compute seconds, data seconds]
+        self.compiled = {}  # phase index -> [steps that compiled, their seconds]
         self.phases = {phase.index: phase for phase in schedule.phases}
 
-    def add(self, iteration, data_s, compute_s):
-        totals = self.totals.setdefault(self.schedule.phase_at(iteration).index, [0, 0.0, 0.0])
+    def add(self, iteration, data_s, compute_s, compile_s=0.0):
+        """One step; a step that compiled (`compile_s` > 0, torch.compile) is kept apart from the phase's timing."""
+        index = self.schedule.phase_at(iteration).index
+        if compile_s:
+            compiled = self.compiled.setdefault(index, [0, 0.0])
+            compiled[0] += 1
+            compiled[1] += compile_s
+            return
+        totals = self.totals.setdefault(index, [0, 0.0, 0.0])
         totals[0] += 1
         totals[1] += compute_s
         totals[2] += data_s
@@ -110,16 +118,19 @@ class PhaseTimer:
     def report(self):
         records = []
         for phase in self.schedule.phases:
-            if phase.index not in self.totals:
+            if phase.index not in self.totals and phase.index not in self.compiled:
                 continue
-            iterations, compute, data = self.totals[phase.index]
-            records.append({
+            iterations, compute, data = self.totals.get(phase.index, (0, 0.0, 0.0))
+            record = {
                 'phase': phase.index, 'lq_size': phase.lq_size, 'num_frame': phase.num_frame,
                 'batch_size_per_gpu': phase.batch_size_per_gpu, 'iters': iterations,
-                's_per_iter': (compute + data) / iterations,
+                's_per_iter': (compute + data) / iterations if iterations else None,
                 'data_share': data / (compute + data) if compute + data else 0.0,
                 'predicted_rel_cost': float(self.schedule.relative_cost(phase)),
-            })
+            }
+            if phase.index in self.compiled:
+                record['compiled_steps'], record['compile_s'] = self.compiled[phase.index]
+            records.append(record)
         return records
 
 
@@ -148,12 +159,13 @@ class RunRecorder:
             if len(kept) != len(records):
                 write_text_atomic(path, [json.dumps(record) + '\n' for record in kept])
 
-    def record_step(self, iteration, data_s, compute_s):
-        """`iteration` is 0-based. Logs the predicted training time after the run's first step, and elapsed and
-        predicted remaining time when the next iteration starts a new multigrid phase."""
+    def record_step(self, iteration, data_s, compute_s, compile_s=0.0):
+        """`iteration` is 0-based; `compile_s` the seconds of a step that compiled the network (else 0). Logs the
+        predicted training time after the run's first step, and elapsed and predicted remaining time when the next
+        iteration starts a new multigrid phase."""
         if self.timer is None:
             return
-        self.timer.add(iteration, data_s, compute_s)
+        self.timer.add(iteration, data_s, compute_s, compile_s)
         elapsed = self._elapsed()
         if iteration == self.start_iter:
             self.logger.info(f'Predicted training time: {_duration(elapsed + self.eta_seconds(iteration + 1))} '
@@ -174,7 +186,8 @@ class RunRecorder:
         elapsed = self._elapsed()
         if self.timer is None or not self.timer.totals:
             return elapsed / max(1, current_iter - self.start_iter) * (self.total_iter - current_iter)
-        overhead = max(1.0, elapsed / self.timer.measured_seconds())
+        compiling = sum(seconds for _, seconds in self.timer.compiled.values())  # done once, never again
+        overhead = max(1.0, (elapsed - compiling) / self.timer.measured_seconds())
         return self.timer.remaining_seconds(current_iter) * overhead
 
     def record_iteration(self, *, epoch, current_iter, lrs, losses, lq, seconds, data_seconds, extra=None):

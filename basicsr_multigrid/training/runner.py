@@ -125,7 +125,8 @@ class TrainingRun:
             self.model.feed_data(batch)
             self.model.optimize_parameters(self.current_iter)
             step_end = time.perf_counter()
-            self.recorder.record_step(self.iter, step_start - fetch_start, step_end - step_start)
+            self.recorder.record_step(self.iter, step_start - fetch_start, step_end - step_start,
+                                      self.step_compile_seconds())
             self.call_hooks('after_train_iter', batch_idx=self.iter, data_batch=self.network_batch(batch),
                             outputs=self.model.get_current_log())
             if self.current_iter % self.opt['logger']['print_freq'] == 0:
@@ -136,6 +137,11 @@ class TrainingRun:
             if self.opt.get('val') is not None and self.current_iter % self.opt['val']['val_freq'] == 0:
                 self.validate()
         self.finish()
+
+    def step_compile_seconds(self):
+        """Seconds of the latest step if it compiled the network (`train.compile`), else 0."""
+        meter = getattr(self.model, 'compile_meter', None)
+        return meter.last_step_seconds if meter is not None else 0.0
 
     def batches(self):
         """(epoch, batch) for as long as the loop asks, epoch after epoch from the run's start epoch."""
@@ -198,6 +204,10 @@ class TrainingRun:
     def finish(self):
         elapsed = time.perf_counter() - self.loop_start
         self.logger.info(f'End of training. Time consumed: {datetime.timedelta(seconds=int(elapsed))}')
+        meter = getattr(self.model, 'compile_meter', None)
+        if meter is not None:
+            self.logger.info(f'torch.compile: {meter.graphs} graphs in {meter.steps} steps that compiled, '
+                             f'{meter.seconds:.1f} s of the time above')
         self.logger.info('Save the latest model.')
         self.save(epoch=-1, current_iter=-1)  # BasicSR's "latest" files
         if self.opt.get('val') is not None:
