@@ -14,12 +14,12 @@ install: $(STAMP)
 
 # basicsr 1.4.2 is an sdist whose build imports torch: install the pinned torch first, then build
 # basicsr without build isolation (notes B13).
-$(STAMP): setup.py requirements.txt VERSION
+$(STAMP): setup.py requirements.txt VERSION Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q cython numpy
-	$(PY) -m pip install -q --no-build-isolation -r requirements.txt pytest hypothesis
+	$(PY) -m pip install -q --no-build-isolation -r requirements.txt pytest hypothesis pytest-xdist
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
@@ -30,7 +30,7 @@ demo: $(STAMP) $(DEMO_DATA)/meta_info_train.txt
 	$(PY) tools/run_demo.py -opt $(DEMO_OPT) --data $(DEMO_DATA)
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 clean-demo:
 	rm -rf $(DEMO_DATA) experiments/*demo* tb_logger/*demo*

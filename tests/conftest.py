@@ -22,6 +22,14 @@ DEMO_OPTIONS = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_BasicVSR_d
 MULTIGRID_DEMO = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_BasicVSR_multigrid_demo.yml')
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs two workers) the workers share the cores: one thread each, and in
+    the processes they start, so that no two multi-threaded processes spin against each other."""
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        os.environ['OMP_NUM_THREADS'] = '1'
+        torch.set_num_threads(1)
+
+
 def build_demo_data(tmp_path_factory, folder, **sizes):
     """Demo clips made by the same code as `make demo`, in a new temporary folder; returns their root."""
     from basicsr_multigrid.data.demo_data import make_demo_dataset

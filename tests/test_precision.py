@@ -138,6 +138,7 @@ def test_fp16_loss_scale_is_saved_and_restored_with_the_training_state(tmp_path)
     ({'fp32_modules': ['spynet']}, 'train.fp32_modules: only meaningful with train.precision bf16 or fp16'),
     ({'precision': 'bf16', 'fp32_modules': ['flownet']}, "train.fp32_modules: the network has no module 'flownet'"),
     ({'channels_last': 'yes'}, "train.channels_last: expected true or false, got 'yes'"),
+    ({'max_bad_steps': 0}, 'train.max_bad_steps: must be a positive integer, got 0'),
 ])
 def test_bad_precision_options_are_one_line_errors(train, message):
     with pytest.raises(OptionError, match='^' + message.replace('(', r'\(').replace(')', r'\)')):
@@ -145,12 +146,12 @@ def test_bad_precision_options_are_one_line_errors(train, message):
 
 
 def test_preflight_refuses_precision_with_a_model_that_uses_basicsrs_own_step():
-    from basicsr_multigrid.training.preflight import _check_precision
+    from basicsr_multigrid.training.preflight import _check_step_options
     opt = dict(copy.deepcopy(BF16_OPTIONS), model_type='VideoRecurrentModel')
     with pytest.raises(OptionError, match='^train.precision: model_type VideoRecurrentModel trains in BasicSR'):
-        _check_precision(opt)
-    _check_precision(dict(opt, model_type='KnowledgeDistillationModel'))
-    _check_precision(dict(opt, model_type='MultigridEDVRModel'))
+        _check_step_options(opt)
+    _check_step_options(dict(opt, model_type='KnowledgeDistillationModel'))
+    _check_step_options(dict(opt, model_type='MultigridEDVRModel'))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
@@ -229,3 +230,67 @@ def test_compiled_step_compiles_once_per_shape_validates_eagerly_and_saves_plain
     models['compiled'].save_network(models['compiled'].net_g, 'net_g', 4)
     saved = torch.load(tmp_path / 'net_g_4.pth', weights_only=True)['params']
     BasicVSR(num_feat=4, num_block=1).load_state_dict(saved, strict=True)
+
+
+def nan_at(model, iterations):
+    """Make the pixel loss NaN at the given iterations (counted by calls)."""
+    loss, calls = model.cri_pix, []
+
+    def maybe_nan(output, target):
+        calls.append(1)
+        value = loss(output, target)
+        return value * float('nan') if len(calls) in iterations else value
+    model.cri_pix = maybe_nan
+
+
+def snapshot(model):
+    weights = {k: v.detach().clone() for k, v in model.net_g.state_dict().items()}
+    ema = {k: v.detach().clone() for k, v in model.net_g_ema.state_dict().items()}
+    moments = [s['exp_avg'].clone() for s in model.optimizer_g.state.values()]
+    return weights, ema, moments
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a[0].values(), b[0].values())) and \
+        all(torch.equal(x, y) for x, y in zip(a[1].values(), b[1].values())) and \
+        all(torch.equal(x, y) for x, y in zip(a[2], b[2]))
+
+
+def test_a_non_finite_loss_skips_the_update_of_weights_optimizer_and_ema():
+    model = build(ema_decay=0.9)
+    nan_at(model, {2})
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    before = snapshot(model)
+    model.optimize_parameters(2)  # NaN loss
+    assert same(snapshot(model), before)
+    assert model.log_dict['skipped_steps'] == 1
+    model.optimize_parameters(3)
+    after = snapshot(model)
+    assert not any(torch.equal(after[0][k], before[0][k]) for k in ('conv_last.weight',))
+    assert model.divergence.in_a_row == 0 and model.divergence.skipped_steps == 1
+
+
+def test_non_finite_gradients_with_a_finite_loss_skip_the_step():
+    model = build()
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    before = {k: v.detach().clone() for k, v in model.net_g.state_dict().items()}
+    handle = model.net_g.conv_last.weight.register_hook(lambda grad: grad * float('inf'))
+    model.optimize_parameters(2)
+    handle.remove()
+    assert torch.isfinite(torch.tensor(model.log_dict['l_pix']))
+    assert all(torch.equal(v, before[k]) for k, v in model.net_g.state_dict().items())
+    assert model.log_dict['skipped_steps'] == 1
+
+
+def test_max_bad_steps_in_a_row_stop_the_run_with_one_line():
+    from basicsr_multigrid.utils.errors import TrainingStopped
+    model = build(max_bad_steps=2)
+    nan_at(model, {2, 4, 5})
+    model.feed_data(batch())
+    for current_iter in (1, 2, 3, 4):  # 2 and 4 are not in a row
+        model.optimize_parameters(current_iter)
+    with pytest.raises(TrainingStopped, match=r'^train.max_bad_steps: 2 steps in a row with a non-finite value, the '
+                                              r'last at iteration 5 \(l_pix = nan\)'):
+        model.optimize_parameters(5)

@@ -1,6 +1,7 @@
 """Exact resume after SIGKILL, atomic weights_only checkpoints, skipping truncated states, data faults, and a
 table of bad inputs that must stop before anything on disk changes."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from basicsr_multigrid.training.cli import run_cli
 from basicsr_multigrid.training.runner import train_pipeline
 from basicsr_multigrid.utils.atomic_io import atomic_torch_save
 from basicsr_multigrid.utils.checkpoint import latest_training_state
-from tests.conftest import (REPO_ROOT, final_weights, recorded, steps, tiny_multigrid_options,
+from tests.conftest import (REPO_ROOT, final_weights, run_training, recorded, steps, tiny_multigrid_options,
                             train_dataset_options, train_until, tree_digest, write_options)
 
 
@@ -201,3 +202,17 @@ def test_bad_yaml_is_one_line_too(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f'error: {opt_path}: ')
+
+
+@pytest.mark.slow
+def test_absurd_learning_rate_stops_with_one_line_instead_of_crashing(demo_data, tmp_path):
+    """LR 1e30 made the second step's flow NaN and grid_sample's backward segfaulted (exit 139); now the
+    non-finite steps are skipped and the run stops after train.max_bad_steps of them, exit status 3."""
+    opt = tiny_multigrid_options(demo_data, 'diverged', train__optim_g__lr=1e30, train__max_bad_steps=3,
+                                 train__hooks=[])
+    result = run_training(tmp_path, write_options(opt, tmp_path), check=False)
+    assert result.returncode == 3, result.stdout[-3000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert re.match(r'error: train.max_bad_steps: 3 steps in a row with a non-finite value, the last at iteration '
+                    r'\d+ \(l_pix = nan\)', last), last
+    assert 'update skipped (1 in a row, 1 in all)' in result.stdout

@@ -2,8 +2,8 @@
 this package put `GeneratorStepMixin` before their BasicSR base class instead of BasicSR's SRModel step.
 
     prepare_step (freeze parts) -> zero grads -> forward under the run's precision (compiled with
-    `train.compile`) -> losses in fp32 -> backward + optimizer step (loss-scaled for fp16) -> log (with OBProxSG's
-    weight density) -> EMA update
+    `train.compile`) -> losses in fp32 -> [non-finite loss: skip] -> backward -> [non-finite gradient norm: skip]
+    -> optimizer step (loss-scaled for fp16) -> log (with OBProxSG's weight density, skipped steps) -> EMA update
 
 The losses are SRModel's (`pixel_opt`, `perceptual_opt`); DistillationMixin supplies its own `generator_losses`.
 """
@@ -14,6 +14,7 @@ import torch
 from basicsr.utils import get_root_logger
 
 from basicsr_multigrid.models.compilation import CompileMeter, compile_network, compile_options, eager
+from basicsr_multigrid.models.divergence import DivergenceGuard, max_bad_steps
 from basicsr_multigrid.models.precision import Precision, precision_options, run_in_fp32
 
 
@@ -35,6 +36,7 @@ class GeneratorStepMixin:
             network.to(memory_format=torch.channels_last)
         run_in_fp32(network, fp32_modules, self.device.type)
         self.precision = Precision(precision, self.device.type)
+        self.divergence = DivergenceGuard(max_bad_steps(self.opt))
         if compiling is not None:
             compile_network(network, compiling)
             self.compile_meter = CompileMeter()
@@ -54,14 +56,20 @@ class GeneratorStepMixin:
                 self.output = self.net_g(self.lq)
             self.output = self.output.float()
             total, loss_dict = self.generator_losses()
-            self.precision.backward_and_step(total, self.optimizer_g)
+            culprit = self.divergence.first_non_finite_loss(loss_dict)
+            if culprit is None:
+                culprit = self.precision.backward_and_step(total, self.optimizer_g,
+                                                           self.divergence.non_finite_gradients)
         if self.compile_meter is not None and self.compile_meter.last_step_seconds:
             get_root_logger().info(f'torch.compile: new graphs for input {tuple(self.lq.shape)} at iteration '
                                    f'{current_iter}; that step took {self.compile_meter.last_step_seconds:.1f} s')
+        self.divergence.record(culprit, current_iter, loss_dict[culprit].item() if culprit in loss_dict else None)
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if hasattr(self.optimizer_g, 'density'):
             self.log_dict['density'] = self.optimizer_g.density()
-        if self.ema_decay > 0:
+        if self.divergence.skipped_steps:
+            self.log_dict['skipped_steps'] = self.divergence.skipped_steps
+        if culprit is None and self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
     def test(self):

@@ -57,14 +57,19 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
-    def backward_and_step(self, loss, optimizer):
-        if self.scaler is None:
-            loss.backward()
+    def backward_and_step(self, loss, optimizer, non_finite_gradients):
+        """Backward and optimizer step; returns what `non_finite_gradients(parameters)` found (the step is then
+        skipped), or None. With fp16 the GradScaler skips overflowed steps itself (None is returned)."""
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)  # skipped by the scaler when the scaled gradients are not finite
+            self.scaler.update()
+            return None
+        loss.backward()
+        culprit = non_finite_gradients([p for group in optimizer.param_groups for p in group['params']])
+        if culprit is None:
             optimizer.step()
-            return
-        self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)  # skipped by the scaler when the scaled gradients are not finite
-        self.scaler.update()
+        return culprit
 
     def state_dict(self):
         return self.scaler.state_dict() if self.scaler is not None else None

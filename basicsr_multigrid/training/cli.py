@@ -1,4 +1,5 @@
-"""What `train.py` and `test.py` run: BasicSR's flags, one-line errors for bad input, exit status 2."""
+"""What `train.py` and `test.py` run: BasicSR's flags, one-line errors for bad input (exit status 2) and for runs
+that stop themselves (exit status 3, e.g. divergence)."""
 import subprocess
 import sys
 from os import path as osp
@@ -7,7 +8,7 @@ import basicsr.test
 import yaml
 
 from basicsr_multigrid import compat
-from basicsr_multigrid.utils.errors import OptionError
+from basicsr_multigrid.utils.errors import OptionError, TrainingStopped
 from basicsr_multigrid.utils.option_file import option_path_from_argv, read_option_file
 
 
@@ -25,9 +26,11 @@ def test_pipeline(root_path, argv=None):
     basicsr.test.test_pipeline(root_path)
 
 
-# The training entry point as train.py runs it, with experiments under argv[1] (for runs in a fresh process).
-TRAIN_CODE = ('import sys; from basicsr_multigrid.training.runner import train_pipeline; '
-              'train_pipeline(sys.argv[1], argv=["train.py"] + sys.argv[2:])')
+# The training entry point as train.py runs it (one-line errors, exit status 2 / 3), with experiments under
+# argv[1] (for runs in a fresh process).
+TRAIN_CODE = ('import sys; from basicsr_multigrid.training.cli import run_cli; '
+              'from basicsr_multigrid.training.runner import train_pipeline; '
+              'run_cli(lambda root: train_pipeline(root, argv=["train.py"] + sys.argv[2:]), sys.argv[1])')
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -46,9 +49,13 @@ def train_in_subprocess(opt, work_dir, log_file):
 
 
 def run_cli(pipeline, root_path):
-    """Entry-point runner: bad options or data end with one line on stderr and exit status 2."""
+    """Entry-point runner: bad options or data end with one line on stderr and exit status 2, a run that stops
+    itself (TrainingStopped) with one line and exit status 3."""
     try:
         pipeline(root_path)
     except OptionError as error:
         print(f'error: {error}', file=sys.stderr)
         sys.exit(2)
+    except TrainingStopped as error:
+        print(f'error: {error}', file=sys.stderr)
+        sys.exit(TrainingStopped.exit_status)

@@ -4,6 +4,8 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_multigrid.hooks import build_hooks
+from basicsr_multigrid.models.compilation import compile_options
+from basicsr_multigrid.models.divergence import max_bad_steps
 from basicsr_multigrid.models.ema_validation import ema_validation_mode
 from basicsr_multigrid.models.generator_step import GeneratorStepMixin
 from basicsr_multigrid.models.knowledge_distillation_model import KnowledgeDistillationModel
@@ -33,7 +35,7 @@ def preflight(opt):
                               '(datasets.train.type: MultigridPairedVideoDataset)')
     _check_loop_options(opt)
     _check_sparsity_losses(opt['train'])
-    _check_precision(opt)
+    _check_step_options(opt)
     for phase, dataset_opt in opt['datasets'].items():
         if phase != 'train' and phase.split('_')[0] != 'val':
             raise OptionError(f'datasets.{phase}: unknown dataset phase; use train, val or val_<n>')
@@ -58,17 +60,23 @@ def _check_loop_options(opt):
         raise OptionError('datasets.train.pin_memory: must be true with prefetch_mode: cuda')
 
 
-def _check_precision(opt):
-    """`train.precision`, `fp32_modules`, `channels_last` for the run's device, and a model that applies them."""
-    precision, fp32_modules, channels_last = precision_options(opt, 'cuda' if opt.get('num_gpu', 0) != 0 else 'cpu')
+def _check_step_options(opt):
+    """`train.precision`, `fp32_modules`, `channels_last`, `compile` (and its compiler) for the run's device,
+    `max_bad_steps`, and a model that applies them."""
+    device_type = 'cuda' if opt.get('num_gpu', 0) != 0 else 'cpu'
+    precision, fp32_modules, channels_last = precision_options(opt, device_type)
+    compiling = compile_options(opt, device_type)
+    max_bad_steps(opt)
     if fp32_modules:
         named_submodules(build_network(opt['network_g']), fp32_modules)
     model_cls = MODEL_REGISTRY.get(opt['model_type']) if opt.get('model_type') in MODEL_REGISTRY else None
     own_step = model_cls is KnowledgeDistillationModel or isinstance(model_cls, type) and issubclass(
         model_cls, GeneratorStepMixin)
-    if (precision != 'fp32' or channels_last) and not own_step:
-        key = 'precision' if precision != 'fp32' else 'channels_last'
-        raise OptionError(f"train.{key}: model_type {opt.get('model_type')} trains in BasicSR's own fp32 step; use "
+    used = [key for key, on in (('precision', precision != 'fp32'), ('channels_last', channels_last),
+                                ('compile', compiling is not None), ('max_bad_steps', 'max_bad_steps' in opt['train']))
+            if on]
+    if used and not own_step:
+        raise OptionError(f"train.{used[0]}: model_type {opt.get('model_type')} trains in BasicSR's own fp32 step; use "
                           'a model of this package (MultigridVideoRecurrentModel, MultigridEDVRModel, '
                           'FrameInterpolationModel, KnowledgeDistillationModel)')
 
