@@ -89,6 +89,21 @@ def test_stage_restarts_and_stage_lr_factors_follow_the_schedule():
     assert lr_sequence(run, 1, 40) == pytest.approx(expected, rel=1e-9)
 
 
+def test_stage_periods_let_the_fine_tune_continue_the_last_stages_cosine():
+    """No restart at the fine-tune phase: the LR keeps decaying into it instead of jumping back to the peak."""
+    scheduler = {'type': 'CosineAnnealingRestartLR', 'periods': 'stages', 'restart_weights': [1, 1], 'eta_min': 1e-7}
+    multigrid = {'spatial_sizes': [8, 16], 'stage_split': [0.25, 0.75], 'finetune_fraction': 0.25}
+    run = build(model_options(scheduler=scheduler, multigrid=multigrid))
+    finetune_start = next(p.start_iter for p in run.schedule.phases if p.finetune)
+    second_stage = next(p.start_iter for p in run.schedule.phases if p.stage == 1)
+    assert run.model.schedulers[0].periods == [second_stage - 1, 40 - second_stage]  # two periods, not three
+    lrs = lr_sequence(run, 1, 40)
+    assert lrs[finetune_start] < lrs[finetune_start - 1] < 1e-3 / 2
+    expected = [cosine(i - 1, second_stage - 1) if i <= second_stage else cosine(i - second_stage, 40 - second_stage)
+                for i in range(1, 41)]
+    assert lrs == pytest.approx(expected, rel=1e-9)
+
+
 def test_warmup_restarts_at_each_spatial_stage():
     hooks = [{'type': 'LinearWarmupHook', 'warmup_iter': 4, 'restart_at_stages': True}]
     scheduler = {'type': 'MultiStepRestartLR', 'milestones': [1000], 'gamma': 0.5}

@@ -149,6 +149,9 @@ BAD_INPUTS = [  # (dotted key, value, expected text in the one-line error)
     ('train.hooks', [{'type': 'LinearWarmupHook', 'warmup': 5}], 'train.hooks[0] (LinearWarmupHook)'),
     ('train.hooks', [{'type': 'RankConsistencyHook', 'interval': 0}], 'train.hooks.RankConsistencyHook.interval'),
     ('path.resume_state', '/nonexistent/4.state', 'path.resume_state: no such file /nonexistent/4.state'),
+    ('manual_seed', DELETE, 'manual_seed: not set; without it every rank and every resumed run draws its own seed'),
+    ('num_gpu', 8, 'num_gpu: 8 without a launcher runs one process on one GPU (global batch 2, not x8)'),
+    ('train.warmup_iter', 4, 'train.warmup_iter: 4 and train.hooks[0] (LinearWarmupHook) both warm up the LR'),
     ('train.precision', 'fp8', "train.precision: 'fp8' is not one of fp32, bf16, fp16"),
     ('train.precision', 'fp16', 'train.precision: fp16 needs a CUDA device'),
     ('train.fp32_modules', ['flownet'], 'train.fp32_modules: only meaningful with train.precision bf16 or fp16'),
@@ -216,3 +219,12 @@ def test_absurd_learning_rate_stops_with_one_line_instead_of_crashing(demo_data,
     assert re.match(r'error: train.max_bad_steps: 3 steps in a row with a non-finite value, the last at iteration '
                     r'\d+ \(l_pix = nan\)', last), last
     assert 'update skipped (1 in a row, 1 in all)' in result.stdout
+
+
+def test_benchmark_runs_on_several_gpus_start_one_process_per_gpu():
+    from basicsr_multigrid.training.cli import TRAIN_CODE, training_command
+    assert training_command({'num_gpu': 1}, '/w', '/w/a.yml') == [sys.executable, '-c', TRAIN_CODE, '/w', '-opt',
+                                                                   '/w/a.yml']
+    command = training_command({'num_gpu': 8}, '/w', '/w/a.yml')
+    assert command[:5] == [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=8', '--no-python']
+    assert command[5:] == [sys.executable, '-c', TRAIN_CODE, '/w', '-opt', '/w/a.yml', '--launcher', 'pytorch']

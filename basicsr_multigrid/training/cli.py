@@ -14,10 +14,12 @@ from basicsr_multigrid.utils.option_file import option_path_from_argv, read_opti
 
 def prepare_argv(argv=None):
     """sys.argv for basicsr's parser: `--local-rank` spelt as it expects (B3), and the `-opt` file checked first
-    (one-line errors for a missing or malformed file) unless the user asks for help."""
+    (one-line errors for a missing or malformed file) unless the user asks for help. Returns the file's options
+    as written (None with --help)."""
     sys.argv = compat.fix_b3_local_rank_argv(sys.argv if argv is None else argv)
     if not {'-h', '--help'} & set(sys.argv):
-        read_option_file(option_path_from_argv(sys.argv))
+        return read_option_file(option_path_from_argv(sys.argv))
+    return None
 
 
 def test_pipeline(root_path, argv=None):
@@ -41,11 +43,22 @@ def train_in_subprocess(opt, work_dir, log_file):
     with open(opt_path, 'w') as f:
         yaml.safe_dump(opt, f, sort_keys=False)
     with open(log_file, 'w') as log:
-        result = subprocess.run([sys.executable, '-c', TRAIN_CODE, work_dir, '-opt', opt_path], cwd=REPO_ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
+        result = subprocess.run(training_command(opt, work_dir, opt_path), cwd=REPO_ROOT, stdout=log,
+                                stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"error: run {opt['name']} failed (exit {result.returncode}); see {log_file}")
     return osp.join(work_dir, 'experiments', opt['name'])
+
+
+def training_command(opt, work_dir, opt_path):
+    """The command of one run: a plain process, or torchrun with one process per GPU when `num_gpu` > 1 (one
+    process would train with one GPU's batch and LR scaling)."""
+    command = [sys.executable, '-c', TRAIN_CODE, work_dir, '-opt', opt_path]
+    gpus = opt.get('num_gpu') or 0
+    if isinstance(gpus, int) and gpus > 1:
+        return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={gpus}', '--no-python',
+                *command, '--launcher', 'pytorch']
+    return command
 
 
 def run_cli(pipeline, root_path):

@@ -74,12 +74,13 @@ def hook_lr_factor(hooks, runner):
 
 
 def stage_periods(schedule):
-    """`scheduler.periods: stages`: one cosine period per spatial stage (and fine-tune phase). BasicSR's restart
-    falls one step after a period's end, so the first period is one shorter: the LR restarts exactly at each
-    stage boundary and the last period ends at total_iter."""
+    """`scheduler.periods: stages`: one cosine period per spatial stage; a fine-tune phase continues its stage's
+    period (a restart there would jump the LR from eta_min to the peak in one step, with no warmup). BasicSR's
+    restart falls one step after a period's end, so the first period is one shorter: the LR restarts exactly at
+    each stage boundary and the last period ends at total_iter."""
     ends = {}
     for phase in schedule.phases:
-        ends[(phase.stage, phase.finetune)] = phase.end_iter
+        ends[phase.stage] = phase.end_iter
     ends = sorted(ends.values())
     lengths = [end - start for start, end in zip([0] + ends[:-1], ends)]
     return [lengths[0] - 1] + lengths[1:]

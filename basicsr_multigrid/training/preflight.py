@@ -4,6 +4,7 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_multigrid.hooks import build_hooks
+from basicsr_multigrid.hooks.linear_warmup_hook import LinearWarmupHook
 from basicsr_multigrid.models.compilation import compile_options
 from basicsr_multigrid.models.divergence import max_bad_steps
 from basicsr_multigrid.models.ema_validation import ema_validation_mode
@@ -20,6 +21,7 @@ def preflight(opt):
     """Data roots, meta file, the schedule against the network and the data, the hooks, this package's datasets,
     the teacher checkpoint of a distillation run. Raises OptionError naming the key. Returns the run's multigrid
     schedule (checked), or None when the training set has fixed shapes (basicsr's own datasets)."""
+    _check_launcher(opt)
     train_opt = opt['datasets'].get('train', {})
     schedule = None
     if uses_scheduled_shapes(opt):
@@ -33,6 +35,10 @@ def preflight(opt):
         if schedule is None and getattr(hook, 'needs_schedule', False):
             raise OptionError(f'train.hooks[{index}] ({type(hook).__name__}): needs a multigrid schedule '
                               '(datasets.train.type: MultigridPairedVideoDataset)')
+        if isinstance(hook, LinearWarmupHook) and (opt['train'].get('warmup_iter') or -1) > 0:
+            raise OptionError(f"train.warmup_iter: {opt['train']['warmup_iter']} and train.hooks[{index}] "
+                              '(LinearWarmupHook) both warm up the LR, and their factors multiply (the LR grows as '
+                              'the square of the iteration); keep one, e.g. warmup_iter: -1')
     _check_loop_options(opt)
     _check_sparsity_losses(opt['train'])
     _check_step_options(opt)
@@ -42,6 +48,28 @@ def preflight(opt):
         _check_own_dataset(dataset_opt)
     check_teacher(opt)
     return schedule
+
+
+def require_manual_seed(written_opt, argv):
+    """Training needs `manual_seed` in the option file (or `--force_yml manual_seed=N`): without it BasicSR draws a
+    different seed on every rank, so ranks read overlapping samples, and on every resume, so a resumed run reads
+    another data order. (Checked on the file as written: basicsr fills in a random seed when parsing.)"""
+    if written_opt is None or written_opt.get('manual_seed') is not None:
+        return
+    if any(arg.startswith('manual_seed=') for arg in argv):
+        return
+    raise OptionError('manual_seed: not set; without it every rank and every resumed run draws its own seed (ranks '
+                      'read overlapping samples, a resume reads another data order); set manual_seed: 0 (any integer)')
+
+
+def _check_launcher(opt):
+    """`num_gpu` > 1 in a single process trains with one GPU's batch and one GPU's LR scaling, silently."""
+    gpus = opt.get('num_gpu')
+    if isinstance(gpus, int) and gpus > 1 and not opt.get('dist'):
+        raise OptionError(f'num_gpu: {gpus} without a launcher runs one process on one GPU (global batch '
+                          f"{opt['datasets'].get('train', {}).get('batch_size_per_gpu')}, not x{gpus}); start one "
+                          f'process per GPU: torchrun --nproc_per_node={gpus} basicsr_multigrid/train.py -opt ... '
+                          '--launcher pytorch (or slurm), or set num_gpu: 1')
 
 
 def _check_loop_options(opt):

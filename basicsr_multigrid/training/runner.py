@@ -11,6 +11,7 @@ factors -> `feed_data` -> `optimize_parameters` -> hooks `after_train_iter` -> l
 """
 import datetime
 import logging
+import sys
 import time
 from os import path as osp
 
@@ -28,14 +29,15 @@ from basicsr_multigrid.models.ema_validation import TRAINING_WEIGHTS_SUFFIX
 from basicsr_multigrid.multigrid import dataloader as multigrid_loaders
 from basicsr_multigrid.training.cli import prepare_argv
 from basicsr_multigrid.training.learning_rate import LearningRates, hook_lr_factor, resolve_scheduler_options
-from basicsr_multigrid.training.preflight import preflight
+from basicsr_multigrid.training.preflight import preflight, require_manual_seed
 from basicsr_multigrid.training.recorder import RunRecorder
 from basicsr_multigrid.training.resume import load_resume_state
 
 
 def train_pipeline(root_path, argv=None):
     """`python basicsr_multigrid/train.py -opt X.yml [...]`, with experiments under `root_path`."""
-    prepare_argv(argv)
+    written = prepare_argv(argv)
+    require_manual_seed(written, sys.argv)
     opt, args = parse_options(root_path, is_train=True)  # also seeds the RNGs and joins the process group
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = True
