@@ -238,3 +238,14 @@ def test_max_bad_steps_in_a_row_stop_the_run_with_one_line():
     with pytest.raises(TrainingStopped, match=r'^train.max_bad_steps: 2 steps in a row with a non-finite value, the '
                                               r'last at iteration 5 \(l_pix = nan\)'):
         model.optimize_parameters(5)
+
+
+@pytest.mark.parametrize('capability, warns', [('AVX2', True), ('AVX512', False), ('DEFAULT', True)])
+def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(monkeypatch, capability, warns):
+    from basicsr_multigrid.models.precision import slow_cpu_bf16_warning
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: capability)
+    warning = slow_cpu_bf16_warning('bf16', 'cpu')
+    assert (warning is not None) == warns
+    if warns:
+        assert warning.startswith(f'train.precision: bf16 on a CPU with {capability} only')
+    assert slow_cpu_bf16_warning('fp32', 'cpu') is None and slow_cpu_bf16_warning('bf16', 'cuda') is None

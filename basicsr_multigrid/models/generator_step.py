@@ -15,7 +15,7 @@ from basicsr.utils import get_root_logger
 
 from basicsr_multigrid.models.compilation import CompileMeter, compile_network, compile_options, eager
 from basicsr_multigrid.models.divergence import DivergenceGuard, max_bad_steps
-from basicsr_multigrid.models.precision import Precision, precision_options, run_in_fp32
+from basicsr_multigrid.models.precision import Precision, precision_options, run_in_fp32, slow_cpu_bf16_warning
 
 
 class GeneratorStepMixin:
@@ -36,6 +36,9 @@ class GeneratorStepMixin:
             network.to(memory_format=torch.channels_last)
         run_in_fp32(network, fp32_modules, self.device.type)
         self.precision = Precision(precision, self.device.type)
+        warning = slow_cpu_bf16_warning(precision, self.device.type)
+        if warning:
+            get_root_logger().warning(warning)
         self.divergence = DivergenceGuard(max_bad_steps(self.opt))
         if compiling is not None:
             compile_network(network, compiling)

@@ -44,6 +44,19 @@ def precision_options(opt, device_type):
     return precision, fp32_modules, channels_last
 
 
+def slow_cpu_bf16_warning(precision, device_type):
+    """A warning line when bf16 is asked for on a CPU whose vector units lack bf16 (torch's CPU capability below
+    AVX512): oneDNN then skips bf16 convolutions and torch runs its slow reference convolution instead (measured
+    17-36x slower than fp32 on an AVX2-only EPYC, docs/results/step-demo-cpu.txt); else None."""
+    if precision != 'bf16' or device_type != 'cpu':
+        return None
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability.startswith('AVX512'):
+        return None
+    return (f'train.precision: bf16 on a CPU with {capability} only (no AVX512-BF16 / AMX): convolutions fall back '
+            "to torch's slow reference kernels and train many times slower than fp32; use fp32 on this machine")
+
+
 class Precision:
     """The autocast context and the backward + optimizer step of one training precision."""
 
