@@ -116,7 +116,14 @@ def set_key(opt, dotted, value):
         node[last] = value
 
 
-DELETE = object()
+class _Delete:
+    """Marks a key to remove; a stable name, so that test ids agree between pytest-xdist workers."""
+
+    def __repr__(self):
+        return 'DELETE'
+
+
+DELETE = _Delete()
 BAD_INPUTS = [  # (dotted key, value, expected text in the one-line error)
     ('logger.print_freq', 0, 'logger.print_freq: must be a positive integer, got 0'),
     ('logger.save_checkpoint_freq', DELETE, 'logger.save_checkpoint_freq: must be a positive integer, got None'),
