@@ -113,7 +113,7 @@ def test_benchmark_data_option_points_every_run_at_the_folder(videos, tmp_path):
     import benchmark_multigrid
     make_video_dataset(videos, tmp_path / 'mine', clip_len=5, val_clips=1, test_clips=1, log=lambda message: None)
     args = argparse.Namespace(preset='cpu-small', baseline=None, multigrid=None, largebatch=None, total_iter=None,
-                              val_points=None, data=str(tmp_path / 'mine'))
+                              val_points=None, data=str(tmp_path / 'mine'), precision=[], channels_last=False)
     runs, _ = benchmark_multigrid.build_runs(args)
     for _, opt in runs:
         assert opt['datasets']['train']['meta_info_file'] == str(tmp_path / 'mine' / 'meta_info_train.txt')
