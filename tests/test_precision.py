@@ -176,6 +176,66 @@ def test_cuda_mixed_precision_steps_in_the_requested_dtype(precision, compiled):
         assert model.compile_meter.steps == 1  # one shape, compiled once
 
 
+@pytest.mark.parametrize('value, expected', [
+    (False, None), (None, None), (True, {'dynamic': False}),
+    ({'mode': 'max-autotune'}, {'dynamic': False, 'mode': 'max-autotune'}), ({'dynamic': True}, {'dynamic': True})])
+def test_compile_options(value, expected, monkeypatch):
+    from torch._inductor import cpp_builder
+
+    from basicsr_multigrid.models.compilation import compile_options
+    monkeypatch.setattr(cpp_builder, 'get_cpp_compiler', lambda: 'g++')
+    assert compile_options({'train': {'compile': value}}, 'cpu') == expected
+
+
+@pytest.mark.parametrize('value, message', [
+    ('yes', "train.compile: 'yes' is not one of false, true or a mapping"),
+    ({'modes': 'default'}, 'train.compile.modes: unknown key (known: mode, dynamic)')])
+def test_bad_compile_options_are_one_line_errors(value, message):
+    from basicsr_multigrid.models.compilation import compile_options
+    with pytest.raises(OptionError, match='^' + message.replace('(', r'\(').replace(')', r'\)')):
+        compile_options({'train': {'compile': value}}, 'cpu')
+
+
+def test_compile_without_a_cpp_compiler_is_a_one_line_error(monkeypatch):
+    from torch._inductor import cpp_builder
+
+    from basicsr_multigrid.models.compilation import compile_options
+
+    def no_compiler():
+        raise RuntimeError('No working C++ compiler found in torch._inductor.config.cpp.cxx: (None, g++)')
+    monkeypatch.setattr(cpp_builder, 'get_cpp_compiler', no_compiler)
+    with pytest.raises(OptionError, match=r'^train.compile: no C\+\+ compiler for torch.compile on CPU \(No working'):
+        compile_options({'train': {'compile': True}}, 'cpu')
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has_cpp_compiler(), reason='torch.compile on CPU needs a C++ compiler')
+def test_compiled_step_compiles_once_per_shape_validates_eagerly_and_saves_plain_weights(tmp_path):
+    """Two shapes, two steps each: only the first step at each shape compiles (counted by dynamo, not by us),
+    test() at a third shape compiles nothing, the trained weights stay near an eager model's, and the saved
+    checkpoint loads strictly into the plain arch."""
+    from basicsr.archs.basicvsr_arch import BasicVSR
+
+    from basicsr_multigrid.models.compilation import compiled_graph_count
+    models = {'eager': build(), 'compiled': build(compile=True)}
+    for size in (8, 8, 16, 16):
+        for model in models.values():
+            model.feed_data(batch(seed=size, size=size, frames=2))
+            model.optimize_parameters(1)
+    meter = models['compiled'].compile_meter
+    assert meter.steps == 2 and meter.graphs >= 2 and meter.seconds > 0
+    graphs = compiled_graph_count()
+    models['compiled'].lq = torch.rand(1, 2, 3, 12, 12)
+    models['compiled'].test()
+    assert compiled_graph_count() == graphs
+    eager, compiled = models['eager'].net_g.state_dict(), models['compiled'].net_g.state_dict()
+    assert all(torch.allclose(compiled[k], eager[k], atol=1e-4) for k in eager)
+    models['compiled'].opt['path']['models'] = str(tmp_path)
+    models['compiled'].save_network(models['compiled'].net_g, 'net_g', 4)
+    saved = torch.load(tmp_path / 'net_g_4.pth', weights_only=True)['params']
+    BasicVSR(num_feat=4, num_block=1).load_state_dict(saved, strict=True)
+
+
 def nan_at(model, iterations):
     """Make the pixel loss NaN at the given iterations (counted by calls)."""
     loss, calls = model.cri_pix, []
