@@ -24,11 +24,17 @@ def tiny(demo_data, base, **overrides):
     return demo_options(demo_data, base=osp.join(REPO_ROOT, 'options', 'train', 'demo', base), **settings)
 
 
-@pytest.mark.slow
-def test_side_by_side_run_writes_results_and_plot(demo_data, tmp_path):
+def tiny_option_files(demo_data, tmp_path):
+    """(baseline, multigrid) option files of the tiny demo runs the benchmark tests compare."""
     baseline = write_options(tiny(demo_data, 'train_BasicVSR_demo.yml'), tmp_path, 'baseline.yml')
     multigrid = write_options(tiny(demo_data, 'train_BasicVSR_multigrid_demo.yml',
                                    train__multigrid__spatial_sizes=[8, 16]), tmp_path, 'multigrid.yml')
+    return baseline, multigrid
+
+
+@pytest.mark.slow
+def test_side_by_side_run_writes_results_and_plot(demo_data, tmp_path):
+    baseline, multigrid = tiny_option_files(demo_data, tmp_path)
     out, png = tmp_path / 'results.json', tmp_path / 'results.png'
     result = subprocess.run([sys.executable, 'tools/benchmark_multigrid.py', '--baseline', baseline, '--multigrid',
                              multigrid, '--largebatch', '2', '--val-points', '2', '--work-dir', str(tmp_path / 'work'),
@@ -56,9 +62,7 @@ def test_side_by_side_run_writes_results_and_plot(demo_data, tmp_path):
 
 @pytest.mark.slow
 def test_precision_twins_train_in_bf16_and_are_compared_with_their_fp32_runs(demo_data, tmp_path):
-    baseline = write_options(tiny(demo_data, 'train_BasicVSR_demo.yml'), tmp_path, 'baseline.yml')
-    multigrid = write_options(tiny(demo_data, 'train_BasicVSR_multigrid_demo.yml',
-                                   train__multigrid__spatial_sizes=[8, 16]), tmp_path, 'multigrid.yml')
+    baseline, multigrid = tiny_option_files(demo_data, tmp_path)
     out, work = tmp_path / 'results.json', tmp_path / 'work'
     result = subprocess.run([sys.executable, 'tools/benchmark_multigrid.py', '--baseline', baseline, '--multigrid',
                              multigrid, '--largebatch', '0', '--val-points', '1', '--precision', 'bf16',
@@ -198,9 +202,7 @@ def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_r
 
 @pytest.mark.slow
 def test_tuned_seeded_run_chooses_on_val_and_reports_test(demo_data, tmp_path):
-    baseline = write_options(tiny(demo_data, 'train_BasicVSR_demo.yml'), tmp_path, 'baseline.yml')
-    multigrid = write_options(tiny(demo_data, 'train_BasicVSR_multigrid_demo.yml',
-                                   train__multigrid__spatial_sizes=[8, 16]), tmp_path, 'multigrid.yml')
+    baseline, multigrid = tiny_option_files(demo_data, tmp_path)
     out = tmp_path / 'tuned.json'
     result = subprocess.run([sys.executable, 'tools/benchmark_multigrid.py', '--baseline', baseline, '--multigrid',
                              multigrid, '--largebatch', '0', '--val-points', '2', '--tune', '--lr-factors', '0.5', '2',

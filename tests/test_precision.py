@@ -8,7 +8,7 @@ import torch
 
 from basicsr_multigrid.utils.errors import OptionError
 from tests.conftest import has_cpp_compiler
-from tests.test_video_models import OPTIONS
+from tests.test_video_models import OPTIONS, distilled_model
 
 BF16_OPTIONS = dict(OPTIONS, train=dict(OPTIONS['train'], fix_flow=None, precision='bf16'))
 
@@ -89,16 +89,7 @@ def test_channels_last_stores_conv_weights_nhwc_and_gives_the_same_step():
 
 
 def test_distillation_teacher_runs_under_the_students_precision(tmp_path):
-    from basicsr.archs.basicvsr_arch import BasicVSR
-    from basicsr.models import build_model
-    torch.manual_seed(1)
-    torch.save({'params': BasicVSR(num_feat=8, num_block=1).state_dict()}, tmp_path / 'teacher.pth')
-    opt = copy.deepcopy(BF16_OPTIONS)
-    opt['model_type'] = 'DistilledVideoRecurrentModel'
-    opt['network_t'] = {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1, 'spynet_path': None}
-    opt['path']['pretrain_network_t'] = str(tmp_path / 'teacher.pth')
-    opt['train']['distill_opt'] = {'type': 'L1Loss', 'loss_weight': 1.0}
-    model = build_model(opt)
+    model = distilled_model(tmp_path, precision='bf16', distill_opt={'type': 'L1Loss', 'loss_weight': 1.0})
     teacher_seen = output_dtypes(model.net_t, ['conv_last'])
     student_seen = output_dtypes(model.net_g, ['conv_last'])
     model.feed_data(batch())
