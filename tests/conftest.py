@@ -101,21 +101,30 @@ def run_training(root_path, options_path, *extra_args, cwd=None, check=True, tim
     return result
 
 
-def train_until(root, opt_path, stop_line=None, *extra):
-    """Run training; with `stop_line`, SIGKILL it as soon as a log line contains that text. Returns the log."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+def train_until(root, opt_path, stop_line=None, *extra, send=signal.SIGKILL, to_group=False, returncode=None,
+                env=None, preexec_fn=None):
+    """Run training; with `stop_line`, send it `send` as soon as a log line contains that text (after SIGKILL the
+    log ends there; after another signal the run goes on to exit by itself), with `to_group` to every process of
+    the run (loader workers too, as slurm and Ctrl-C do). The exit status must be `returncode` (default: killed
+    by SIGKILL, or 0 without `stop_line`). Returns the log."""
+    if returncode is None:
+        returncode = -signal.SIGKILL if stop_line and send == signal.SIGKILL else 0
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', **(env or {}))
     process = subprocess.Popen([sys.executable, '-c', TRAIN_CODE, str(root), '-opt', opt_path, *extra], cwd=REPO_ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                               preexec_fn=preexec_fn, start_new_session=to_group)
     lines = []
     for line in process.stdout:
         lines.append(line)
         if stop_line and stop_line in line:
-            os.kill(process.pid, signal.SIGKILL)
-            break
+            (os.killpg if to_group else os.kill)(process.pid, send)
+            stop_line = None
+            if send == signal.SIGKILL:
+                break
     process.stdout.close()
     process.wait(timeout=600)
     log = ''.join(lines)
-    assert process.returncode == (-signal.SIGKILL if stop_line else 0), log[-4000:]
+    assert process.returncode == returncode, log[-4000:]
     return log
 
 

@@ -1,5 +1,6 @@
 """tools/benchmark_multigrid.py: a real (tiny) side-by-side run, a tuned and seeded one reported on the test split,
 the JSON schema, the speedup arithmetic, the plot; tools/benchmark_kd.py: its complexity measurement."""
+import argparse
 import json
 import os
 import subprocess
@@ -241,5 +242,11 @@ def test_tune_grid_scales_the_lr_and_switches_the_warmup():
     off = benchmark_multigrid.variant_options(on, 2, 'off')
     assert off['train']['hooks'] == [{'type': 'LinearScalingLRHook', 'reference_batch': 2}]
     assert benchmark_multigrid.variant_options(on, 1, 'on')['train']['hooks'] == on['train']['hooks']
+    quarter = benchmark_multigrid.variant_options(opt, 1, 0.25)['train']['hooks'][0]
+    assert quarter == {'type': 'LinearWarmupHook', 'warmup_iter': 50}
+    assert [benchmark_multigrid.warmup_choice(text) for text in ('off', 'on', '0.25')] == ['off', 'on', 0.25]
+    for bad in ('1.5', '0', 'long'):
+        with pytest.raises(argparse.ArgumentTypeError):
+            benchmark_multigrid.warmup_choice(bad)
     assert opt['train']['optim_g']['lr'] == 2e-3  # the input is not modified
     assert benchmark_multigrid.spread([1.0, None, 3.0]) == {'mean': 2.0, 'min': 1.0, 'max': 3.0, 'missing': 1}

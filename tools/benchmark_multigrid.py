@@ -11,7 +11,7 @@ an option file says otherwise), one after the other, through the package's train
 (the paper's second lever), reported with its per-sample throughput.
 
 When the data has a test split (the demo data, tools/make_video_dataset.py folders) every run also validates on
-it. `--tune` trains every run on the same grid (LR x --lr-factors, LinearWarmupHook --warmups on/off) and keeps,
+it. `--tune` trains every run on the same grid (LR x --lr-factors, LinearWarmupHook --warmups off / on / fraction) and keeps,
 for each, the variant with the best final PSNR on val; `--seeds N` repeats each kept run with N seeds. The JSON
 then has per-split curves, each comparison's `speedup_to_baseline_psnr` and `psnr_drop_db` per split as mean and
 min / max over seed pairs, and `budget`: whether the baseline ends >= 0.3 dB above bicubic on test (else the
@@ -137,16 +137,37 @@ def data_root(opt):
     return osp.dirname(osp.dirname((gt if osp.isabs(gt) else osp.join(REPO_ROOT, gt)).rstrip('/')))
 
 
+DEFAULT_WARMUP_FRACTION = 0.05
+
+
+def warmup_choice(text):
+    """A --warmups value: 'off', 'on' (the first 5% of iterations) or the fraction of iterations, e.g. 0.25."""
+    if text in ('off', 'on'):
+        return text
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = None
+    if fraction is None or not 0 < fraction < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not off, on or a fraction of the iterations in (0, 1)')
+    return fraction
+
+
 def variant_options(opt, lr_factor, warmup):
-    """One point of the --tune grid: LR x lr_factor; warmup 'on' (the same LinearWarmupHook over the first 5% of
-    iterations for every run, replacing an option file's own) or 'off' (no LinearWarmupHook); None keeps the file's."""
+    """One point of the --tune grid: LR x lr_factor; warmup 'on' or a fraction (the same LinearWarmupHook over the
+    first 5%, or that fraction, of the iterations for every run, replacing an option file's own) or 'off' (no
+    LinearWarmupHook); None keeps the file's."""
     opt = copy.deepcopy(opt)
     train = opt['train']
     train['optim_g']['lr'] = train['optim_g']['lr'] * lr_factor
     if warmup is not None:
         others = [h for h in train.get('hooks') or [] if h.get('type') != 'LinearWarmupHook']
-        shared = {'type': 'LinearWarmupHook', 'warmup_iter': max(1, int(train['total_iter']) // 20)}
-        train['hooks'] = [shared] + others if warmup == 'on' else others
+        fraction = DEFAULT_WARMUP_FRACTION if warmup == 'on' else warmup
+        if warmup == 'off':
+            train['hooks'] = others
+        else:
+            shared = {'type': 'LinearWarmupHook', 'warmup_iter': max(1, round(int(train['total_iter']) * fraction))}
+            train['hooks'] = [shared] + others
     return opt
 
 
@@ -321,7 +342,8 @@ def main(argv=None):
     parser.add_argument('--tune', action='store_true',
                         help='give every run the same grid (--lr-factors x --warmups), choose each on val')
     parser.add_argument('--lr-factors', type=float, nargs='+', default=[0.5, 1.0, 2.0], help='--tune LR factors')
-    parser.add_argument('--warmups', nargs='+', choices=('off', 'on'), default=['off', 'on'], help='--tune warmups')
+    parser.add_argument('--warmups', nargs='+', type=warmup_choice, default=['off', 'on'],
+                        help='--tune warmups: off, on (the first 5%% of iterations) or a fraction such as 0.25')
     parser.add_argument('--seeds', type=int, default=1, help='repeat each chosen run with this many seeds')
     parser.add_argument('--precision', nargs='+', choices=('bf16', 'fp16'), default=[],
                         help='add a twin of every run trained under this precision (train.precision)')

@@ -34,6 +34,8 @@ class AtomicCheckpointMixin:
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [to_primitives(s.state_dict()) for s in self.schedulers],
                  'rng': rng_states()}
+        if getattr(self, 'lr_scale', 1.0) != 1.0:
+            state['lr_scale'] = self.lr_scale  # left by rollbacks after divergence (training/rollback.py)
         scaler_state = self.precision.state_dict() if hasattr(self, 'precision') else None
         if scaler_state is not None:
             state['grad_scaler'] = scaler_state  # fp16's loss scale, so a resumed run continues with it

@@ -1,5 +1,5 @@
-"""What `train.py` and `test.py` run: BasicSR's flags, one-line errors for bad input (exit status 2) and for runs
-that stop themselves (exit status 3, e.g. divergence)."""
+"""What `train.py` and `test.py` run: BasicSR's flags (and `--requeue`), one-line errors for bad input (exit status 2)
+and for runs that stop themselves (exit status 3 to 5, utils/errors.py)."""
 import subprocess
 import sys
 from os import path as osp
@@ -20,6 +20,13 @@ def prepare_argv(argv=None):
     if not {'-h', '--help'} & set(sys.argv):
         return read_option_file(option_path_from_argv(sys.argv))
     return None
+
+
+def take_flag(flag):
+    """Whether `flag` (a switch basicsr's parser does not know) is on the command line; it is removed from it."""
+    present = flag in sys.argv
+    sys.argv = [arg for arg in sys.argv if arg != flag]
+    return present
 
 
 def test_pipeline(root_path, argv=None):
@@ -63,12 +70,12 @@ def training_command(opt, work_dir, opt_path):
 
 def run_cli(pipeline, root_path):
     """Entry-point runner: bad options or data end with one line on stderr and exit status 2, a run that stops
-    itself (TrainingStopped) with one line and exit status 3."""
+    itself (TrainingStopped and its kinds) with one line and the kind's exit status."""
     try:
         pipeline(root_path)
     except OptionError as error:
         print(f'error: {error}', file=sys.stderr)
         sys.exit(2)
     except TrainingStopped as error:
-        print(f'error: {error}', file=sys.stderr)
-        sys.exit(TrainingStopped.exit_status)
+        print(f'{error.label}: {error}', file=sys.stderr)
+        sys.exit(error.exit_status)

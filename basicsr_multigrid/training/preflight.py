@@ -6,7 +6,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from basicsr_multigrid.hooks import build_hooks
 from basicsr_multigrid.hooks.linear_warmup_hook import LinearWarmupHook
 from basicsr_multigrid.models.compilation import compile_options
-from basicsr_multigrid.models.divergence import max_bad_steps
+from basicsr_multigrid.models.divergence import divergence_action, max_bad_steps
 from basicsr_multigrid.models.ema_validation import ema_validation_mode
 from basicsr_multigrid.models.generator_step import GeneratorStepMixin
 from basicsr_multigrid.models.knowledge_distillation_model import KnowledgeDistillationModel
@@ -14,6 +14,8 @@ from basicsr_multigrid.models.precision import named_submodules, precision_optio
 from basicsr_multigrid.models.teacher import check_teacher
 from basicsr_multigrid.multigrid.dataloader import build_schedule, dataset_class, uses_scheduled_shapes
 from basicsr_multigrid.optim import uses_channel_groups
+from basicsr_multigrid.training.preemption import stop_signals
+from basicsr_multigrid.utils.distributed import collective_timeout
 from basicsr_multigrid.utils.errors import OptionError
 
 
@@ -63,7 +65,9 @@ def require_manual_seed(written_opt, argv):
 
 
 def _check_launcher(opt):
-    """`num_gpu` > 1 in a single process trains with one GPU's batch and one GPU's LR scaling, silently."""
+    """`num_gpu` > 1 in a single process trains with one GPU's batch and one GPU's LR scaling, silently; a bad
+    `dist_params.timeout` is reported whether or not this run is distributed."""
+    collective_timeout(opt)
     gpus = opt.get('num_gpu')
     if isinstance(gpus, int) and gpus > 1 and not opt.get('dist'):
         raise OptionError(f'num_gpu: {gpus} without a launcher runs one process on one GPU (global batch '
@@ -80,6 +84,7 @@ def _check_loop_options(opt):
         if not isinstance(value, int) or value < 1:
             raise OptionError(f'{section}.{key}: must be a positive integer, got {value!r}')
     ema_validation_mode(opt)
+    stop_signals(opt)
     train_opt = opt['datasets'].get('train', {})
     mode = train_opt.get('prefetch_mode')
     if mode not in (None, 'cpu', 'cuda'):
@@ -95,13 +100,15 @@ def _check_step_options(opt):
     precision, fp32_modules, channels_last = precision_options(opt, device_type)
     compiling = compile_options(opt, device_type)
     max_bad_steps(opt)
+    divergence_action(opt)
     if fp32_modules:
         named_submodules(build_network(opt['network_g']), fp32_modules)
     model_cls = MODEL_REGISTRY.get(opt['model_type']) if opt.get('model_type') in MODEL_REGISTRY else None
     own_step = model_cls is KnowledgeDistillationModel or isinstance(model_cls, type) and issubclass(
         model_cls, GeneratorStepMixin)
     used = [key for key, on in (('precision', precision != 'fp32'), ('channels_last', channels_last),
-                                ('compile', compiling is not None), ('max_bad_steps', 'max_bad_steps' in opt['train']))
+                                ('compile', compiling is not None), ('max_bad_steps', 'max_bad_steps' in opt['train']),
+                                ('on_divergence', 'on_divergence' in opt['train']))
             if on]
     if used and not own_step:
         raise OptionError(f"train.{used[0]}: model_type {opt.get('model_type')} trains in BasicSR's own fp32 step; use "

@@ -148,10 +148,12 @@ class RunRecorder:
         self.start_iter = start_iter
         self.clock_start = time.perf_counter()  # the loop's start: ETAs include checkpoints and validations
         if writes and start_iter:
-            self._drop_records_after(start_iter)
+            self.drop_records_after(start_iter)
 
-    def _drop_records_after(self, start_iter):
-        """A resumed run redoes the iterations after its checkpoint: their records from the interrupted run go."""
+    def drop_records_after(self, start_iter):
+        """A resumed (or rolled back) run redoes the iterations after its checkpoint: their records go."""
+        if not self.writes:
+            return
         for filename in (TRAIN_LOG, VAL_METRICS):
             path = osp.join(self.root, filename)
             records = _read_jsonl(path)

@@ -7,7 +7,8 @@ BasicSR models and users' own `BaseModel` subclasses train unchanged.
 One iteration, in `TrainingRun.train`: fetch the batch -> hooks `before_train_iter` -> LR = scheduled x hook
 factors -> `feed_data` -> `optimize_parameters` -> hooks `after_train_iter` -> log / save / validate (hooks
 `after_val`). After the last iteration: save the latest weights, validate once more (as BasicSR does), hooks
-`after_run`.
+`after_run`. A preemption signal stops the loop after an iteration with a checkpoint of it (training/preemption.py);
+under DDP, a rank whose collective fails because another rank died says which one (utils/distributed.py).
 """
 import datetime
 import logging
@@ -27,19 +28,26 @@ from basicsr_multigrid.hooks import build_hooks, sort_by_priority
 from basicsr_multigrid.hooks.multigrid_lr_hook import MultigridLRHook
 from basicsr_multigrid.models.ema_validation import TRAINING_WEIGHTS_SUFFIX
 from basicsr_multigrid.multigrid import dataloader as multigrid_loaders
-from basicsr_multigrid.training.cli import prepare_argv
+from basicsr_multigrid.training.cli import prepare_argv, take_flag
 from basicsr_multigrid.training.learning_rate import LearningRates, hook_lr_factor, resolve_scheduler_options
+from basicsr_multigrid.training.preemption import PreemptionWatch, Preempted, requeue_slurm_job, stop_signals
 from basicsr_multigrid.training.preflight import preflight, require_manual_seed
 from basicsr_multigrid.training.recorder import RunRecorder
 from basicsr_multigrid.training.resume import load_resume_state
+from basicsr_multigrid.training.rollback import Rollback, load_checkpoint_weights
+from basicsr_multigrid.models.divergence import Diverged
+from basicsr_multigrid.multigrid.sampler import ScheduledShapeBatchSampler
+from basicsr_multigrid.utils.distributed import stopped_rank_error, wait_for_all_ranks
+from basicsr_multigrid.utils.errors import TrainingStopped
 
 
 def train_pipeline(root_path, argv=None):
     """`python basicsr_multigrid/train.py -opt X.yml [...]`, with experiments under `root_path`."""
     written = prepare_argv(argv)
+    requeue = take_flag('--requeue')
     require_manual_seed(written, sys.argv)
     opt, args = parse_options(root_path, is_train=True)  # also seeds the RNGs and joins the process group
-    opt['root_path'] = root_path
+    opt['root_path'], opt['requeue'] = root_path, requeue
     torch.backends.cudnn.benchmark = True
 
     schedule = preflight(opt)
@@ -68,8 +76,14 @@ def train_pipeline(root_path, argv=None):
         model.resume_training(resume_state)
         logger.info(f"Resuming training from epoch: {resume_state['epoch']}, iter: {resume_state['iter']}.")
     run = TrainingRun(opt, model, schedule, train_loader, train_sampler, val_loaders, logger, tb_logger,
-                      start_epoch=resume_state['epoch'] if resume_state else 0, start_iter=start_iter)
-    run.train()
+                      start_epoch=resume_state['epoch'] if resume_state else 0, start_iter=start_iter,
+                      lr_scale=resume_state.get('lr_scale', 1.0) if resume_state else 1.0)
+    try:
+        run.train()
+    except TrainingStopped:
+        raise
+    except Exception as error:
+        raise stopped_rank_error(error, run.current_iter) or error
     if tb_logger:
         tb_logger.close()
 
@@ -79,7 +93,7 @@ class TrainingRun:
     iterations completed, mmengine's convention), `epoch`, `max_iters`, `world_size`, `base_batch_size`."""
 
     def __init__(self, opt, model, schedule, train_loader, train_sampler, val_loaders, logger, tb_logger=None,
-                 start_epoch=0, start_iter=0):
+                 start_epoch=0, start_iter=0, lr_scale=1.0):
         self.opt, self.model, self.schedule = opt, model, schedule
         self.train_loader, self.train_sampler, self.val_loaders = train_loader, train_sampler, val_loaders
         self.logger, self.tb_logger = logger, tb_logger
@@ -92,6 +106,8 @@ class TrainingRun:
         if schedule is not None and not any(isinstance(hook, MultigridLRHook) for hook in self.hooks):
             self.hooks = sort_by_priority(self.hooks + [MultigridLRHook()])
         self.learning_rates = LearningRates(model, warmup_iter=opt['train'].get('warmup_iter', -1))
+        self.rollback = Rollback(opt, lr_scale)
+        model.lr_scale = lr_scale  # saved with the training states (checkpoint_mixin)
         self.recorder = RunRecorder(opt, schedule, logger, tb_logger, start_iter, writes=opt['rank'] == 0)
         self.prefetcher = make_prefetcher(train_loader, opt)
         self.skipped_items = 0  # training items replaced because of bad frames (datasets.train.on_bad_frame)
@@ -115,39 +131,81 @@ class TrainingRun:
     def train(self):
         self.logger.info(f'Start training from epoch: {self.epoch}, iter: {self.current_iter}')
         self.loop_start = time.perf_counter()
-        batches = self.batches()
-        while self.current_iter < self.max_iters:
-            fetch_start = time.perf_counter()
-            self.epoch, batch = next(batches)
-            step_start = time.perf_counter()
-            self.current_iter += 1
-            self.call_hooks('before_train_iter', batch_idx=self.iter, data_batch=batch)
-            self.learning_rates.set_for_iteration(self.current_iter, hook_lr_factor(self.hooks, self))
-            self.skipped_items += int(batch['skipped'].sum()) if 'skipped' in batch else 0
-            self.model.feed_data(batch)
-            self.model.optimize_parameters(self.current_iter)
-            step_end = time.perf_counter()
-            self.recorder.record_step(self.iter, step_start - fetch_start, step_end - step_start,
-                                      self.step_compile_seconds())
-            self.call_hooks('after_train_iter', batch_idx=self.iter, data_batch=self.network_batch(batch),
-                            outputs=self.model.get_current_log())
-            if self.current_iter % self.opt['logger']['print_freq'] == 0:
-                self.log_iteration(step_end - step_start, step_start - fetch_start)
-            if self.current_iter % self.opt['logger']['save_checkpoint_freq'] == 0:
-                self.logger.info('Saving models and training states.')
-                self.save(self.epoch, self.current_iter)
-            if self.opt.get('val') is not None and self.current_iter % self.opt['val']['val_freq'] == 0:
-                self.validate()
+        with PreemptionWatch(stop_signals(self.opt), self.logger) as preemption:
+            batches = self.batches(self.start_epoch)
+            while self.current_iter < self.max_iters:
+                try:
+                    self.train_iteration(batches)
+                except Diverged as error:
+                    batches = self.roll_back(error, batches)
+                    continue
+                signal_name = preemption.stop_requested()
+                if signal_name is not None:
+                    self.stop_for_signal(signal_name)
         self.finish()
+
+    def train_iteration(self, batches):
+        fetch_start = time.perf_counter()
+        self.epoch, batch = next(batches)
+        step_start = time.perf_counter()
+        self.current_iter += 1
+        self.call_hooks('before_train_iter', batch_idx=self.iter, data_batch=batch)
+        self.learning_rates.set_for_iteration(self.current_iter, hook_lr_factor(self.hooks, self) * self.rollback.lr_scale)
+        self.skipped_items += int(batch['skipped'].sum()) if 'skipped' in batch else 0
+        self.model.feed_data(batch)
+        self.model.optimize_parameters(self.current_iter)
+        step_end = time.perf_counter()
+        self.recorder.record_step(self.iter, step_start - fetch_start, step_end - step_start,
+                                  self.step_compile_seconds())
+        self.call_hooks('after_train_iter', batch_idx=self.iter, data_batch=self.network_batch(batch),
+                        outputs=self.model.get_current_log())
+        if self.current_iter % self.opt['logger']['print_freq'] == 0:
+            self.log_iteration(step_end - step_start, step_start - fetch_start)
+        if self.current_iter % self.opt['logger']['save_checkpoint_freq'] == 0:
+            self.logger.info('Saving models and training states.')
+            self.save(self.epoch, self.current_iter)
+        if self.opt.get('val') is not None and self.current_iter % self.opt['val']['val_freq'] == 0:
+            self.validate()
+
+    def stop_for_signal(self, signal_name):
+        """Checkpoint of the iteration just completed (unless its periodic save wrote it), then Preempted."""
+        if self.current_iter % self.opt['logger']['save_checkpoint_freq'] != 0:
+            self.save(self.epoch, self.current_iter)
+        wait_for_all_ranks()  # no rank exits (and gets its launcher to kill the others) before rank 0 has saved
+        state = osp.join(self.opt['path']['training_states'], f'{self.current_iter}.state')
+        self.logger.info(f'{signal_name}: stopped after iteration {self.current_iter}; checkpoint {state}')
+        if self.opt.get('requeue') and self.opt['rank'] == 0:
+            requeue_slurm_job(self.logger)
+        raise Preempted(f'{signal_name} after iteration {self.current_iter}: checkpoint {state} written; '
+                        'continue with --auto_resume')
 
     def step_compile_seconds(self):
         """Seconds of the latest step if it compiled the network (`train.compile`), else 0."""
         meter = getattr(self.model, 'compile_meter', None)
         return meter.last_step_seconds if meter is not None else 0.0
 
-    def batches(self):
-        """(epoch, batch) for as long as the loop asks, epoch after epoch from the run's start epoch."""
-        epoch = self.start_epoch
+    def roll_back(self, error, batches):
+        """`train.on_divergence: rollback` (training/rollback.py): back to the newest checkpoint; returns the batches
+        to go on with (a multigrid sampler repeats those after the checkpoint, in the shapes of their iterations)."""
+        device = 'cpu' if self.model.device.type == 'cpu' else f'cuda:{self.model.device.index or 0}'
+        path, state = self.rollback.checkpoint_for(error, self.opt['path']['experiments_root'], device)
+        load_checkpoint_weights(self.model, path, state['iter'])
+        self.model.resume_training(state)
+        self.model.divergence.reset_streak()
+        self.model.lr_scale = self.rollback.lr_scale
+        self.learning_rates = LearningRates(self.model, warmup_iter=self.opt['train'].get('warmup_iter', -1))
+        self.logger.warning(f'{error}; rolled back to iteration {state["iter"]} ({path}) with the LR x '
+                            f'{self.rollback.lr_scale:g} (rollback {self.rollback.count} of '
+                            f'{self.rollback.max_rollbacks})')
+        self.current_iter, self.epoch = state['iter'], state['epoch']
+        self.recorder.drop_records_after(state['iter'])
+        if not isinstance(self.train_sampler, ScheduledShapeBatchSampler):
+            return batches  # basicsr's samplers cannot be repositioned: the data goes on from where it was
+        self.train_sampler.start_iter = state['iter']
+        return self.batches(state['iter'] // self.train_sampler.iters_per_epoch)
+
+    def batches(self, epoch):
+        """(epoch, batch) for as long as the loop asks, epoch after epoch from `epoch`."""
         empty_epochs = 0
         while True:
             self.train_sampler.set_epoch(epoch)
