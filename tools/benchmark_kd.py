@@ -42,7 +42,7 @@ sys.path.insert(0, REPO_ROOT)
 import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from basicsr_multigrid import pruning  # noqa: E402
-from basicsr_multigrid.models.teacher import read_state_dict  # noqa: E402
+from basicsr_multigrid.utils.weights import read_weights  # noqa: E402
 from basicsr_multigrid.training.cli import train_in_subprocess  # noqa: E402
 from basicsr_multigrid.training.recorder import read_run  # noqa: E402
 from basicsr_multigrid.utils.atomic_io import atomic_torch_save  # noqa: E402
@@ -196,7 +196,7 @@ def read_off_student(sparse_opt, sparse_weights, student_template, init_path):
     """The student network option from the sparse run's surviving channels, the read-off widths, and the
     student's initial weights cut from those channels (written to `init_path`; how many tensors came from it)."""
     network = pruning.prunable_network(sparse_opt['network_g'])
-    state = read_state_dict(sparse_weights, option_key='sparse run weights')
+    state = read_weights(sparse_weights, 'params', 'sparse run weights')[0]
     pruning.check_state_matches(network, state, f'sparse run weights {sparse_weights}')
     survivors = pruning.surviving_channels(network, state, threshold=0.0)
     widths = pruning.widths_of(survivors)

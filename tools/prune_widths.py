@@ -28,7 +28,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
 from basicsr_multigrid import pruning  # noqa: E402
-from basicsr_multigrid.models.teacher import read_state_dict  # noqa: E402
+from basicsr_multigrid.utils.weights import read_weights  # noqa: E402
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
 from basicsr_multigrid.utils.atomic_io import atomic_torch_save, write_text_atomic  # noqa: E402
 from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
@@ -62,7 +62,7 @@ def run(args):
     if not teacher_path:
         raise OptionError(f'--teacher: {args.opt} has no path.pretrain_network_g; name the dense teacher checkpoint')
     network = pruning.prunable_network(sparse_opt['network_g'])
-    state = read_state_dict(args.weights, option_key='--weights')
+    state = read_weights(args.weights, 'params', '--weights')[0]
     pruning.check_state_matches(network, state, f'--weights: {args.weights} ({args.opt})')
     survivors = pruning.surviving_channels(network, state, args.threshold)
     widths = pruning.widths_of(survivors)

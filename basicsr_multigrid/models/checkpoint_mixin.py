@@ -1,17 +1,34 @@
 """Checkpoints a run can always resume from: atomic files, weights_only-loadable states, RNG states (and fp16's
-loss scale)."""
+loss scale); pretrained weights from any layout utils/weights.py reads."""
 import os
 
+from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info, master_only
 
 from basicsr_multigrid.utils.atomic_io import atomic_torch_save
 from basicsr_multigrid.utils.checkpoint import from_primitives, rng_states, set_rng_states, to_primitives
+from basicsr_multigrid.utils.weights import check_weights_match, read_weights
 
 
 class AtomicCheckpointMixin:
     """Put before a BasicSR model class. Model and state files are written to a temporary file and renamed,
     so a kill never leaves a truncated newest checkpoint; states hold only tensors and primitives (torch
-    `weights_only=True` loads them) plus the random states of rank 0, restored on resume."""
+    `weights_only=True` loads them) plus the random states of rank 0, restored on resume. `path.pretrain_network_g`
+    reads BasicSR, ST-MFNet and plain state dicts (`path.param_key_g: auto` picks the entry and logs which)."""
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        network = self.get_bare_model(net)
+        state, source = read_weights(load_path, param_key, option_key='pretrained weights')
+        get_root_logger().info(f'Loading {type(network).__name__} from {load_path}: {source}')
+        if strict:
+            check_weights_match(network, state, load_path, type(network).__name__, option_key='pretrained weights')
+            network.load_state_dict(state)
+            return
+        expected = network.state_dict()
+        state = {k: v for k, v in state.items() if k not in expected or v.shape == expected[k].shape}
+        result = network.load_state_dict(state, strict=False)
+        get_root_logger().warning(f'{load_path}: loaded non-strictly, {len(result.missing_keys)} missing and '
+                                  f'{len(result.unexpected_keys)} unexpected keys')
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):

@@ -3,13 +3,11 @@
 Kept apart from the model so that preflight can check the checkpoint against the arch before any experiment
 folder exists, with the same code and the same one-line errors as the model.
 """
-import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from basicsr_multigrid.utils.checkpoint import load_checkpoint
 from basicsr_multigrid.utils.errors import OptionError
+from basicsr_multigrid.utils.weights import load_weights
 
-SHOWN_KEYS = 3
 DISTILLATION_KEYS = ('distill_opt', 'feature_distill_opt')
 DISTILL_GATES = ('none', 'teacher_better')
 
@@ -37,51 +35,10 @@ def load_teacher(opt, device='cpu'):
     path = opt.get('path', {}).get('pretrain_network_t')
     if not path:
         raise OptionError('path.pretrain_network_t: required with network_t (the trained teacher checkpoint)')
-    state = read_state_dict(path, opt['path'].get('param_key_t', 'params'))
-    _check_keys(network, state, path, opt['network_t'].get('type'))
-    network.load_state_dict(state)
+    load_weights(network, path, opt['path'].get('param_key_t', 'params'),
+                 what=f"network_t ({opt['network_t'].get('type')})", option_key='path.pretrain_network_t')
     network.requires_grad_(False)
     return network.eval().to(device)
-
-
-def read_state_dict(path, param_key='params', option_key='path.pretrain_network_t'):
-    """The state dict under `param_key` of a checkpoint (or the checkpoint itself if it is one), `module.`
-    prefixes removed; OptionError naming `option_key` if the file is missing, unreadable or holds none."""
-    try:
-        checkpoint = load_checkpoint(path)
-    except FileNotFoundError:
-        raise OptionError(f'{option_key}: file not found: {path}') from None
-    except Exception as error:  # noqa: BLE001  (torch reports corrupt files with many exception types)
-        raise OptionError(f'{option_key}: cannot read {path}: {str(error).splitlines()[0]}') from None
-    if isinstance(checkpoint, dict) and param_key in checkpoint:
-        checkpoint = checkpoint[param_key]
-    is_state_dict = isinstance(checkpoint, dict) and all(isinstance(v, torch.Tensor) for v in checkpoint.values())
-    if not is_state_dict:
-        raise OptionError(f'{option_key}: {path} has no {param_key!r} entry holding a state dict')
-    return {name.removeprefix('module.'): tensor for name, tensor in checkpoint.items()}
-
-
-def _check_keys(network, state, path, arch):
-    expected = network.state_dict()
-    missing = [name for name in expected if name not in state]
-    unexpected = [name for name in state if name not in expected]
-    problems = []
-    if missing:
-        problems.append(f'missing keys {_first(missing)}')
-    if unexpected:
-        problems.append(f'unexpected keys {_first(unexpected)}')
-    reshaped = [name for name in expected if name in state and tuple(state[name].shape) != tuple(expected[name].shape)]
-    if reshaped:
-        name = reshaped[0]
-        problems.append(f'{len(reshaped)} shape mismatches, first {name}: checkpoint {tuple(state[name].shape)} vs '
-                        f'arch {tuple(expected[name].shape)}')
-    if problems:
-        raise OptionError(f'path.pretrain_network_t: {path} does not match network_t ({arch}): ' + '; '.join(problems))
-
-
-def _first(names):
-    shown = ', '.join(names[:SHOWN_KEYS])
-    return shown + (f' (+{len(names) - SHOWN_KEYS} more)' if len(names) > SHOWN_KEYS else '')
 
 
 def require_teacher_for_distillation(opt):
