@@ -14,6 +14,7 @@ import yaml
 from basicsr.archs.basicvsr_arch import BasicVSR
 from basicsr.data.data_util import generate_frame_indices
 
+from basicsr_multigrid.inference.networks import experiment_files
 from basicsr_multigrid.inference.vsr import FrameUpscaler
 from tests.conftest import REPO_ROOT
 
@@ -213,7 +214,7 @@ def test_experiment_folder_takes_its_option_file_and_newest_weights(tmp_path, ti
     os.replace(opt_path, experiment / 'tiny.yml')
     os.replace(weights, experiment / 'models' / 'net_g_10.pth')
     torch.save({'params': {'broken': torch.zeros(1)}}, experiment / 'models' / 'net_g_5.pth')  # older: not used
-    assert upscale_video.experiment_files(str(experiment)) == (str(experiment / 'tiny.yml'),
+    assert experiment_files(str(experiment)) == (str(experiment / 'tiny.yml'),
                                                               str(experiment / 'models' / 'net_g_10.pth'))
 
 

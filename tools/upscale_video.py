@@ -14,8 +14,6 @@ its audio (video files); a folder output gets PNG frames. Nothing is written und
 complete. --compare writes a bicubic | model crop panel of one frame (tools/compare_frames.py).
 """
 import argparse
-import glob
-import re
 import sys
 import time
 from os import path as osp
@@ -26,11 +24,10 @@ import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
 from basicsr.metrics import calculate_psnr  # noqa: E402
 
 from basicsr_multigrid.inference.panels import write_panel  # noqa: E402
+from basicsr_multigrid.inference.networks import choose_device, progress_bar, trained_network  # noqa: E402
 from basicsr_multigrid.inference.video_io import VideoSink, VideoSource  # noqa: E402
 from basicsr_multigrid.inference.vsr import FrameUpscaler  # noqa: E402
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
-from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
-from basicsr_multigrid.utils.weights import load_weights  # noqa: E402
 
 USAGE_ERROR = 2
 
@@ -60,54 +57,10 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def experiment_files(folder):
-    """(option file, newest net_g weights) of a training run's folder."""
-    options = sorted(glob.glob(osp.join(folder, '*.yml')), key=osp.getmtime)
-    if not options:
-        raise OptionError(f'--experiment: no option file (*.yml) in {folder}')
-    latest = osp.join(folder, 'models', 'net_g_latest.pth')
-    if osp.isfile(latest):
-        return options[-1], latest
-    numbered = [(int(m.group(1)), f) for f in glob.glob(osp.join(folder, 'models', 'net_g_*.pth'))
-                if (m := re.search(r'net_g_(\d+)\.pth$', f))]
-    if not numbered:
-        raise OptionError(f'--experiment: no net_g weights in {osp.join(folder, "models")}')
-    return options[-1], max(numbered)[1]
-
-
-def build_network(opt, option_key='network_g'):
-    from basicsr.archs import build_network as build
-    network_opt = opt.get(option_key)
-    if not isinstance(network_opt, dict) or 'type' not in network_opt:
-        raise OptionError(f'{option_key}: the option file has no network with a type')
-    try:
-        return build(dict(network_opt))
-    except KeyError:
-        raise OptionError(f"{option_key}.type: no arch named {network_opt['type']!r} is registered") from None
-    except TypeError as error:
-        raise OptionError(f"{option_key}: {network_opt['type']}: {error}") from None
-
-
-def choose_device(name):
-    import torch
-    if name == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise OptionError('--device: cuda requested but no CUDA device is available')
-    return name
-
-
 def upscale(args):
-    if args.experiment:
-        option_file, weights = experiment_files(args.experiment)
-    else:
-        if not args.weights:
-            raise OptionError('--weights: required with -opt')
-        option_file, weights = args.opt, args.weights
-    opt = read_option_file(option_file)
+    opt, network, weights, source_of_weights = trained_network(args.opt, args.weights, args.experiment,
+                                                               args.param_key)
     scale = opt.get('scale', 4)
-    network = build_network(opt)
-    source_of_weights = load_weights(network, weights, args.param_key, what=f"network_g ({opt['network_g']['type']})")
     window = opt['network_g'].get('num_frame')
     device = choose_device(args.device)
     upscaler = FrameUpscaler(network, scale, device, args.precision, window=window, chunk=args.chunk,
@@ -149,12 +102,6 @@ def keep_frame(frames, index, store):
         if i == index:
             store['input'] = frame
         yield frame
-
-
-def progress_bar(total):
-    """Frames done, frames/s and ETA on stderr."""
-    from tqdm import tqdm
-    return tqdm(total=total, unit='frame', dynamic_ncols=True, file=sys.stderr)
 
 
 def main(argv=None):
