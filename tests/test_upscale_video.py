@@ -252,3 +252,41 @@ def test_compare_frames_reports_psnr_against_ground_truth(tmp_path, capsys):
     assert 'mine inf dB' in capsys.readouterr().out  # the 'model' here is the ground truth itself
     panel = cv2.imread(str(tmp_path / 'panel.png'))
     assert panel.shape == (22 + 64, 3 * 64 + 2 * 4, 3)  # label row over three 64 px tiles and two separators
+
+
+@pytest.mark.slow
+def test_test_py_without_ground_truth_saves_the_upscaled_frames_of_a_video_and_of_frame_folders(tmp_path, tiny_vsr):
+    import subprocess
+
+    import cv2
+    opt_path, weights, network = tiny_vsr
+    frames = random_frames(4, height=16, width=24, seed=5)
+    os.makedirs(tmp_path / 'inputs' / 'stills')
+    make_video(str(tmp_path / 'inputs' / 'shot.mp4'), frames, audio=False)
+    for i, frame in enumerate(frames[:3]):
+        cv2.imwrite(str(tmp_path / 'inputs' / 'stills' / f'img_{i}.png'), frame[..., ::-1])
+    with open(opt_path) as f:
+        network_opt = yaml.safe_load(f)['network_g']
+    test_opt = {'name': 'footage', 'model_type': 'MultigridVideoRecurrentModel', 'scale': 4, 'num_gpu': 0,
+                'datasets': {'test_1': {'name': 'mine', 'type': 'PairedVideoTestDataset',
+                                        'dataroot_lq': str(tmp_path / 'inputs')}},
+                'network_g': network_opt, 'path': {'pretrain_network_g': weights, 'param_key_g': 'auto'},
+                'val': {'save_img': True, 'metrics': None}}
+    test_opt_path = str(tmp_path / 'test.yml')
+    with open(test_opt_path, 'w') as f:
+        yaml.safe_dump(test_opt, f)
+    code = ('import sys; from basicsr_multigrid.training.cli import test_pipeline; '
+            'test_pipeline(sys.argv[1], argv=["test.py", "-opt", sys.argv[2]])')
+    result = subprocess.run([sys.executable, '-c', code, str(tmp_path), test_opt_path], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert 'mine: no ground truth; 2 clips upscaled' in result.stdout
+    out = tmp_path / 'results' / 'footage' / 'visualization' / 'mine'
+    assert sorted(os.listdir(out / 'shot')) == [f'{i:08d}_footage.png' for i in range(4)]
+    assert sorted(os.listdir(out / 'stills')) == [f'{i:08d}_footage.png' for i in range(3)]
+    with torch.no_grad():
+        clip = torch.from_numpy(np.stack(frames[:3])).permute(0, 3, 1, 2).float().div(255)[None]
+        expected = network.eval()(clip).clamp(0, 1)[0, 1].permute(1, 2, 0).numpy()
+    written = cv2.imread(str(out / 'stills' / '00000001_footage.png'))[..., ::-1]
+    assert np.abs(written.astype(np.float64) - np.round(expected * 255)).max() <= 1

@@ -1,9 +1,17 @@
+import os
+from functools import partial
+from os import path as osp
 
+import cv2
+import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from basicsr_multigrid.data.footage import VIDEO_EXTENSIONS, decode_frames
 from basicsr_multigrid.data.video_frames import (ClipFrameReader, VideoDataError, clip_to_tensor, list_clip_folders,
                                                   read_video_meta_info)
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 @DATASET_REGISTRY.register()
@@ -17,11 +25,21 @@ class PairedVideoTestDataset(data.Dataset):
     Options: name, dataroot_gt, dataroot_lq, optional meta_info_file (else every sub-folder is a clip),
     io_backend {type: disk | lmdb}, cache_data (default False: read each clip when asked),
     filename_tmpl (default '08d'), filename_ext (default 'png').
+
+    Without `dataroot_gt` (running a model on footage that has no ground truth) items have no 'gt' and
+    `dataroot_lq` is a video file (one clip), a folder of frame images (one clip), or a folder of clips, each a
+    sub-folder of frame images (any names, in name order) or a video file.
     """
 
     def __init__(self, opt):
         super().__init__()
         self.opt = opt
+        self.has_gt = bool(opt.get('dataroot_gt'))
+        if not self.has_gt:
+            key = f"datasets.{opt.get('phase', 'val')}.dataroot_lq"
+            self.lq_only = lq_only_clips(opt.get('dataroot_lq'), key)
+            self.data_info = {'folder': [name for name, _ in self.lq_only]}
+            return
         backend = opt.get('io_backend', {}).get('type', 'disk')
         naming = dict(filename_tmpl=opt.get('filename_tmpl', '08d'), filename_ext=opt.get('filename_ext', 'png'))
         key = f"datasets.{opt.get('phase', 'val')}"
@@ -43,9 +61,12 @@ class PairedVideoTestDataset(data.Dataset):
         self.cache = {} if opt.get('cache_data', False) else None
 
     def __len__(self):
-        return len(self.clips)
+        return len(self.clips) if self.has_gt else len(self.lq_only)
 
     def __getitem__(self, index):
+        if not self.has_gt:
+            name, read = self.lq_only[index]
+            return {'lq': clip_to_tensor(read()), 'folder': name, 'lq_path': name}
         clip = self.clips[index]
         if self.cache is not None and clip.name in self.cache:
             return dict(self.cache[clip.name])
@@ -59,3 +80,49 @@ class PairedVideoTestDataset(data.Dataset):
         if self.cache is not None:
             self.cache[clip.name] = item
         return dict(item)
+
+
+def lq_only_clips(root, option_key):
+    """[(clip name, function reading its (t, h, w, 3) float32 RGB frames)] of a video file, a folder of frames, or a
+    folder of clips (frame sub-folders or video files), in name order."""
+    if not root or not osp.exists(root):
+        raise VideoDataError(f'{option_key}: no such file or folder: {root}')
+    if osp.isfile(root):
+        return [_video_clip(root)]
+    entries = sorted(os.listdir(root))
+    if any(name.lower().endswith(IMAGE_EXTENSIONS) for name in entries):
+        return [_frame_folder_clip(root)]
+    clips = [_video_clip(osp.join(root, name)) if name.lower().endswith(VIDEO_EXTENSIONS) else
+             _frame_folder_clip(osp.join(root, name)) for name in entries
+             if name.lower().endswith(VIDEO_EXTENSIONS) or osp.isdir(osp.join(root, name))]
+    if not clips:
+        raise VideoDataError(f'{option_key}: no frames, clip folders or videos in {root}')
+    return clips
+
+
+def _video_clip(path):
+    return osp.splitext(osp.basename(path))[0], partial(_read_video, path)
+
+
+def _frame_folder_clip(folder):
+    files = [osp.join(folder, name) for name in sorted(os.listdir(folder)) if name.lower().endswith(IMAGE_EXTENSIONS)]
+    if not files:
+        raise VideoDataError(f'{folder}: no frame images ({", ".join(IMAGE_EXTENSIONS)})')
+    return osp.basename(osp.normpath(folder)), partial(_read_frames, files)
+
+
+def _read_video(path):
+    frames = list(decode_frames(path))
+    if not frames:
+        raise VideoDataError(f'{path}: no frames decoded')
+    return np.stack(frames).astype(np.float32) / 255.
+
+
+def _read_frames(files):
+    frames = []
+    for file in files:
+        image = cv2.imread(file, cv2.IMREAD_COLOR)
+        if image is None:
+            raise VideoDataError(f'cannot decode frame {file}')
+        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return np.stack(frames).astype(np.float32) / 255.

@@ -1,4 +1,8 @@
+from os import path as osp
+
 from basicsr.models.video_recurrent_model import VideoRecurrentModel
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_multigrid.models.checkpoint_mixin import AtomicCheckpointMixin
@@ -30,10 +34,27 @@ class MultigridVideoRecurrentModel(AtomicCheckpointMixin, EmaValidationMixin, Ge
                 param.requires_grad_(trainable)
 
     def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        if not getattr(dataloader.dataset, 'has_gt', True):
+            return self.save_outputs(dataloader.dataset)
         folders = set(dataloader.dataset.data_info['folder'])
         if set(getattr(self, 'metric_results', folders)) != folders:
             del self.metric_results  # basicsr (and B6) build the table of this set's clips
         return super().dist_validation(dataloader, current_iter, tb_logger, save_img)
+
+    def save_outputs(self, dataset):
+        """Clips without ground truth (footage to upscale): the output frames are written, nothing is measured.
+        Under DDP each rank takes every world_size-th clip."""
+        rank, world_size = get_dist_info()
+        suffix = self.opt['val'].get('suffix') or self.opt['name']
+        folder = osp.join(self.opt['path']['visualization'], dataset.opt['name'])
+        for index in range(rank, len(dataset), world_size):
+            item = dataset[index]
+            self.feed_data({'lq': item['lq'][None]})
+            self.test()
+            for frame, image in enumerate(self.output[0]):
+                imwrite(tensor2img([image]), osp.join(folder, item['folder'], f'{frame:08d}_{suffix}.png'))
+            del self.lq, self.output
+        get_root_logger().info(f"{dataset.opt['name']}: no ground truth; {len(dataset)} clips upscaled into {folder}")
 
     def setup_optimizers(self):
         if uses_channel_groups(self.opt['train']['optim_g']):
