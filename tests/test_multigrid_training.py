@@ -76,6 +76,8 @@ def test_demo_script_trains_and_prints_psnr_next_to_bicubic(demo_data, tmp_path)
         assert 'predicted speedup over fixed-shape baseline' in result.stdout  # the schedule, shown first
         assert re.search(r'model   PSNR \d+\.\d\d dB', result.stdout)
         assert re.search(r'bicubic PSNR \d+\.\d\d dB', result.stdout)
+        panel = re.search(r'side by side: (\S+compare_\w+\.png) \(frame \d+ of \w+: model \d+\.\d\d dB', result.stdout)
+        assert panel and osp.getsize(panel.group(1)) > 0, result.stdout[-2000:]
     finally:
         import shutil
         shutil.rmtree(osp.join(REPO_ROOT, 'experiments', name), ignore_errors=True)
