@@ -78,3 +78,45 @@ def test_bad_factor_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as stopped:
         interpolate_video.main(['-opt', 'x.yml', '--input', 'a', '--output', 'b', '--factor', '3'])
     assert stopped.value.code == 2 and 'invalid choice: 3' in capsys.readouterr().err
+
+
+class Samples(torch.utils.data.Dataset):
+    """VFI test items of three sequences with 1, 2 and 3 samples (DAVIS-like unequal lengths)."""
+
+    def __init__(self):
+        self.opt = {'name': 'seqs'}
+        self.data_info = {'folder': ['a', 'b', 'b', 'c', 'c', 'c']}
+        generator = torch.Generator().manual_seed(0)
+        self.items = [(torch.rand(4, 3, 16, 16, generator=generator), torch.rand(3, 16, 16, generator=generator))
+                      for _ in self.data_info['folder']]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        lq, gt = self.items[index]
+        return {'lq': lq, 'gt': gt, 'lq_path': f'sample{index}', 'folder': self.data_info['folder'][index]}
+
+
+def test_validation_reports_the_mean_over_sequences_of_the_sequence_means():
+    from basicsr.metrics import calculate_psnr
+    from basicsr.models import build_model
+    from basicsr.utils import tensor2img
+    torch.manual_seed(0)
+    network_opt = {'type': 'STMFNetMini', **TINY, 'pad_multiple': 16}
+    opt = {'name': 'vfi', 'model_type': 'FrameInterpolationModel', 'scale': 1, 'num_gpu': 0, 'is_train': False,
+           'dist': False, 'rank': 0, 'world_size': 1, 'network_g': network_opt, 'path': {'pretrain_network_g': None},
+           'val': {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}}}
+    model = build_model(opt)
+    dataset = Samples()
+    model.validation(torch.utils.data.DataLoader(dataset, batch_size=1), 1, None, save_img=False)
+    network = model.net_g.eval()
+    psnr = {}
+    with torch.no_grad():
+        for (lq, gt), folder in zip(dataset.items, dataset.data_info['folder']):
+            out = network(lq[None])
+            psnr.setdefault(folder, []).append(calculate_psnr(tensor2img([out[0]]), tensor2img([gt]), crop_border=0))
+    per_sequence = np.mean([np.mean(values) for values in psnr.values()])
+    per_frame = np.mean([v for values in psnr.values() for v in values])
+    assert model.metric_results['psnr'] == pytest.approx(per_sequence, abs=1e-9)
+    assert abs(per_sequence - per_frame) > 1e-4  # the two means differ here, so the test tells them apart
