@@ -45,8 +45,15 @@ def test_basicsr_and_plain_layouts_load_strictly(tmp_path, layout, param_key, ex
     assert_loaded(network, expected_value)
 
 
+# Key names of danier97/ST-MFNet's models/stmfnet.py (KernelEstimation's Subnet_* Sequentials, Metric, UNet3d_18).
+OFFICIAL_STMFNET_KEYS = ('get_kernel.moduleWeight1_ds.0.weight', 'get_kernel.moduleBeta2_us.7.weight', 'metric.paramScale',
+                         'dyntex_generator.outconv.1.weight', 'dyntex_generator.feature_fuse.1.running_mean',
+                         'gauss_kernel')
+
+
 def test_stmfnet_official_layout_state_dict_with_module_prefixes(tmp_path):
     network = STMFNet(**{**TINY, 'pad_multiple': 64})
+    assert set(OFFICIAL_STMFNET_KEYS) <= set(network.state_dict())
     path = str(tmp_path / 'stmfnet.pth')
     torch.save({'state_dict': {f'module.{k}': v for k, v in filled(network, 0.5).items()}, 'epoch': 70}, path)
     assert load_weights(network, path) == 'state_dict'
