@@ -88,8 +88,8 @@ def test_requeue_outside_slurm_and_without_scontrol_only_warns(tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_sigterm_to_every_process_mid_phase_checkpoints_that_iteration_requeues_and_resumes_exactly(demo_data,
-                                                                                                     tmp_path):
+def test_sigterm_to_every_process_mid_phase_checkpoints_that_iteration_requeues_and_resumes_exactly(
+        demo_data, tmp_path):
     opt_path = write_options(no_periodic_saves(demo_data, 'preempted'), tmp_path)
     train_until(tmp_path / 'reference', opt_path)
     reference = steps(recorded(tmp_path / 'reference', 'preempted').iterations)
@@ -248,7 +248,8 @@ def nan_losses_at(monkeypatch, calls, seen_weights=None):
     def losses(self):
         count.append(1)
         if seen_weights is not None:
-            seen_weights.append({k: v.detach().clone() for k, v in self.get_bare_model(self.net_g).state_dict().items()})
+            state = self.get_bare_model(self.net_g).state_dict()
+            seen_weights.append({k: v.detach().clone() for k, v in state.items()})
         total, loss_dict = original(self)
         if len(count) in calls:
             loss_dict = {name: value * float('nan') for name, value in loss_dict.items()}

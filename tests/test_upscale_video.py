@@ -161,8 +161,8 @@ def decoded(path):
 @pytest.fixture
 def tiny_vsr(tmp_path):
     """An option file with a tiny BasicVSR and its weights, saved as a BasicSR training run saves them."""
-    opt = {'name': 'tiny', 'scale': 4, 'network_g': {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1,
-                                                      'spynet_path': None}}
+    network_opt = {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1, 'spynet_path': None}
+    opt = {'name': 'tiny', 'scale': 4, 'network_g': network_opt}
     opt_path = str(tmp_path / 'tiny.yml')
     with open(opt_path, 'w') as f:
         yaml.safe_dump(opt, f)
@@ -214,8 +214,8 @@ def test_experiment_folder_takes_its_option_file_and_newest_weights(tmp_path, ti
     os.replace(opt_path, experiment / 'tiny.yml')
     os.replace(weights, experiment / 'models' / 'net_g_10.pth')
     torch.save({'params': {'broken': torch.zeros(1)}}, experiment / 'models' / 'net_g_5.pth')  # older: not used
-    assert experiment_files(str(experiment)) == (str(experiment / 'tiny.yml'),
-                                                              str(experiment / 'models' / 'net_g_10.pth'))
+    expected = (str(experiment / 'tiny.yml'), str(experiment / 'models' / 'net_g_10.pth'))
+    assert experiment_files(str(experiment)) == expected
 
 
 @pytest.mark.parametrize('change, expected', [

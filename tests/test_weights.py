@@ -46,9 +46,9 @@ def test_basicsr_and_plain_layouts_load_strictly(tmp_path, layout, param_key, ex
 
 
 # Key names of danier97/ST-MFNet's models/stmfnet.py (KernelEstimation's Subnet_* Sequentials, Metric, UNet3d_18).
-OFFICIAL_STMFNET_KEYS = ('get_kernel.moduleWeight1_ds.0.weight', 'get_kernel.moduleBeta2_us.7.weight', 'metric.paramScale',
-                         'dyntex_generator.outconv.1.weight', 'dyntex_generator.feature_fuse.1.running_mean',
-                         'gauss_kernel')
+OFFICIAL_STMFNET_KEYS = ('get_kernel.moduleWeight1_ds.0.weight', 'get_kernel.moduleBeta2_us.7.weight',
+                         'metric.paramScale', 'dyntex_generator.outconv.1.weight',
+                         'dyntex_generator.feature_fuse.1.running_mean', 'gauss_kernel')
 
 
 def test_stmfnet_official_layout_state_dict_with_module_prefixes(tmp_path):

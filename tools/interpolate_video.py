@@ -27,6 +27,7 @@ from basicsr_multigrid.inference.video_io import VideoSink, VideoSource  # noqa:
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
 
 USAGE_ERROR = 2
+WRITE_ERROR = 1
 
 
 def parse_args(argv):
@@ -61,8 +62,9 @@ def interpolate(args):
     ground_truth = VideoSource(args.gt, option_key='--gt').frames() if args.gt else None
     psnrs = []
     started = time.perf_counter()
-    with progress_bar(total) as bar, VideoSink(args.output, source.fps * args.factor, args.codec, args.crf,
-                                               audio_from=source, overwrite=args.overwrite) as sink:
+    sink = VideoSink(args.output, source.fps * args.factor, args.codec, args.crf, audio_from=source,
+                     overwrite=args.overwrite)
+    with progress_bar(total) as bar, sink:
         for index, frame in enumerate(interpolator.interpolate(source.frames())):
             sink.write(frame)
             bar.update(1)
@@ -87,6 +89,9 @@ def main(argv=None):
     except OptionError as error:
         print(f'error: {error}', file=sys.stderr)
         return USAGE_ERROR
+    except OSError as error:  # a full disk or a vanished folder while writing: nothing is left under --output
+        print(f'error: writing {args.output}: {error}', file=sys.stderr)
+        return WRITE_ERROR
     return 0
 
 

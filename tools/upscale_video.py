@@ -30,6 +30,7 @@ from basicsr_multigrid.inference.vsr import FrameUpscaler  # noqa: E402
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
 
 USAGE_ERROR = 2
+WRITE_ERROR = 1
 
 
 def parse_args(argv):
@@ -72,8 +73,8 @@ def upscale(args):
     middle = (source.num_frames or 1) // 2
     compare, psnrs = {}, []
     started = time.perf_counter()
-    with progress_bar(source.num_frames) as bar, VideoSink(args.output, source.fps, args.codec, args.crf,
-                                                          audio_from=source, overwrite=args.overwrite) as sink:
+    sink = VideoSink(args.output, source.fps, args.codec, args.crf, audio_from=source, overwrite=args.overwrite)
+    with progress_bar(source.num_frames) as bar, sink:
         for index, hr in enumerate(upscaler.upscale(keep_frame(source.frames(), middle, compare))):
             sink.write(hr)
             bar.update(1)
@@ -111,6 +112,9 @@ def main(argv=None):
     except OptionError as error:
         print(f'error: {error}', file=sys.stderr)
         return USAGE_ERROR
+    except OSError as error:  # a full disk or a vanished folder while writing: nothing is left under --output
+        print(f'error: writing {args.output}: {error}', file=sys.stderr)
+        return WRITE_ERROR
     return 0
 
 

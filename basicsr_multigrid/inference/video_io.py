@@ -120,8 +120,9 @@ class VideoSink:
 
     def write(self, frame):
         if self.codec == 'png':
-            if not cv2.imwrite(osp.join(self.temporary, f'{self.count:08d}.png'), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise OSError(f'cannot write a frame to {self.temporary}')
+            file = osp.join(self.temporary, f'{self.count:08d}.png')
+            if not cv2.imwrite(file, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise OSError(f'cannot write {file}')
         else:
             if self.count == 0:
                 self._open_container(frame.shape)

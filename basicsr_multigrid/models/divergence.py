@@ -82,6 +82,5 @@ class DivergenceGuard:
                                   f'({self.in_a_row} in a row, {self.skipped_steps} in all)')
         if self.in_a_row >= self.limit:
             raise Diverged(f'train.max_bad_steps: {self.in_a_row} steps in a row with a non-finite value, the '
-                                  f'last at iteration {current_iter} ({culprit}{shown}); the weights are those of the '
-                                  'last finite step; lower train.optim_g.lr or resume from an earlier checkpoint')
-
+                           f'last at iteration {current_iter} ({culprit}{shown}); the weights are those of the '
+                           'last finite step; lower train.optim_g.lr or resume from an earlier checkpoint')

@@ -28,7 +28,8 @@ def stop_signals(opt):
     """`train.stop_signals` as signal numbers: a list of names (`[SIGTERM, SIGUSR1]`); `[]` turns catching off."""
     names = (opt.get('train') or {}).get('stop_signals', list(DEFAULT_STOP_SIGNALS))
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise OptionError(f'train.stop_signals: expected a list of signal names such as [SIGTERM, SIGUSR1], got {names!r}')
+        raise OptionError(f'train.stop_signals: expected a list of signal names such as [SIGTERM, SIGUSR1], '
+                          f'got {names!r}')
     unknown = [name for name in names if name not in signal.Signals.__members__ or name in ('SIGKILL', 'SIGSTOP')]
     if unknown:
         raise OptionError(f'train.stop_signals: {unknown[0]} is not a signal this process can catch')

@@ -150,7 +150,8 @@ class TrainingRun:
         step_start = time.perf_counter()
         self.current_iter += 1
         self.call_hooks('before_train_iter', batch_idx=self.iter, data_batch=batch)
-        self.learning_rates.set_for_iteration(self.current_iter, hook_lr_factor(self.hooks, self) * self.rollback.lr_scale)
+        factor = hook_lr_factor(self.hooks, self) * self.rollback.lr_scale
+        self.learning_rates.set_for_iteration(self.current_iter, factor)
         self.skipped_items += int(batch['skipped'].sum()) if 'skipped' in batch else 0
         self.model.feed_data(batch)
         self.model.optimize_parameters(self.current_iter)
