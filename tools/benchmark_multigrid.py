@@ -11,8 +11,8 @@ an option file says otherwise), one after the other, through the package's train
 (the paper's second lever), reported with its per-sample throughput.
 
 When the data has a test split (the demo data, tools/make_video_dataset.py folders) every run also validates on
-it. `--tune` trains every run on the same grid (LR x --lr-factors, LinearWarmupHook --warmups off / on / fraction) and keeps,
-for each, the variant with the best final PSNR on val; `--seeds N` repeats each kept run with N seeds. The JSON
+it. `--tune` trains every run on the same grid (LR x --lr-factors, LinearWarmupHook --warmups off / on / a
+fraction of the iterations) and keeps, for each, the variant with the best final PSNR on val; `--seeds N` repeats each kept run with N seeds. The JSON
 then has per-split curves, each comparison's `speedup_to_baseline_psnr` and `psnr_drop_db` per split as mean and
 min / max over seed pairs, and `budget`: whether the baseline ends >= 0.3 dB above bicubic on test (else the
 iteration budget is too short to say anything), which is also printed.
