@@ -9,7 +9,7 @@ PACKAGE = osp.join(REPO_ROOT, 'basicsr_multigrid')
 LAYER_OF = {  # top-level module or sub-package of basicsr_multigrid -> layer (higher may import lower)
     'version': 0, 'utils': 0,
     'archs': 1, 'data': 1, 'losses': 1, 'optim': 1,
-    'compat': 2, 'multigrid': 2, 'pruning': 2,
+    'compat': 2, 'multigrid': 2, 'pruning': 2, 'inference': 2,
     'models': 3,
     'hooks': 4,
     'training': 5,
