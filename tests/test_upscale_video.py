@@ -65,7 +65,8 @@ def test_chunks_share_overlap_frames_and_fade_linearly_from_one_chunk_to_the_nex
     upscaler = FrameUpscaler(ClipMean(), 2, 'cpu', chunk=4, overlap=2)
     got = [frame.astype(np.float64) for frame in upscaler.upscale(frames)]
     x = as_float(frames)
-    first, second, third = (upsample(np.mean(x[a:b], axis=0)) for a, b in ((0, 4), (2, 6), (4, 7)))
+    # chunks [0, 4), [2, 6), then [4, 7) reaching back one frame to have 4 frames: [3, 7), frame 3 not used
+    first, second, third = (upsample(np.mean(x[a:b], axis=0)) for a, b in ((0, 4), (2, 6), (3, 7)))
     expected = [first, first,
                 first * 2 / 3 + second / 3, first / 3 + second * 2 / 3,  # frames 2, 3: chunk 2 fades in
                 second * 2 / 3 + third / 3, second / 3 + third * 2 / 3,  # frames 4, 5: chunk 3 fades in
@@ -290,3 +291,17 @@ def test_test_py_without_ground_truth_saves_the_upscaled_frames_of_a_video_and_o
         expected = network.eval()(clip).clamp(0, 1)[0, 1].permute(1, 2, 0).numpy()
     written = cv2.imread(str(out / 'stills' / '00000001_footage.png'))[..., ::-1]
     assert np.abs(written.astype(np.float64) - np.round(expected * 255)).max() <= 1
+
+
+@pytest.mark.parametrize('arch', ['IconVSR', 'BasicVSRPlusPlus', 'EDVR'])
+def test_the_registrys_vsr_archs_upscale_a_clip_in_chunks_or_windows(arch):
+    """Every shipped VSR arch through the tool's engine: 7 odd-sized frames in, 7 frames x4 out."""
+    from basicsr.archs import build_network
+
+    from tests.test_arch_shapes import TINY_NETWORKS as TINY_VSR
+    torch.manual_seed(0)
+    network = build_network({'type': arch, **TINY_VSR[arch], **({'spynet_path': None} if arch != 'EDVR' else {})})
+    window = TINY_VSR[arch].get('num_frame')
+    upscaler = FrameUpscaler(network, 4, 'cpu', window=window, chunk=None if window else 5, overlap=2)
+    got = list(upscaler.upscale(random_frames(7, height=30, width=34)))
+    assert len(got) == 7 and all(frame.shape == (120, 136, 3) for frame in got)

@@ -3,7 +3,7 @@
 Recurrent networks (BasicVSR, IconVSR, BasicVSR++: (1, T, C, h, w) in, (1, T, C, H, W) out) see the video in
 chunks of `chunk` frames; consecutive chunks share `overlap` frames, and in the shared frames the output fades
 linearly from the earlier chunk to the later one, so no frame is cut off from the propagation on either side and
-the seam has no step. Sliding-window networks (`network_g.num_frame`, e.g. EDVR: a window in, its centre frame out)
+the seam has no step; a short last chunk reaches back so that it too has `chunk` frames. Sliding-window networks (`network_g.num_frame`, e.g. EDVR: a window in, its centre frame out)
 get each frame's window, with the edges filled as BasicSR's video test sets do (`reflection_circle`; a video
 shorter than the window repeats its first and last frames where that would point outside it). With `tile`,
 every frame is cut into tiles of `tile` LR pixels that each see `tile_overlap` more pixels of context on every side;
@@ -49,26 +49,31 @@ class FrameUpscaler:
 
     # ----------------------------------------------------------------------------------------- recurrent networks
     def _recurrent(self, frames):
-        """Float HR frames: chunk by chunk, the shared frames of two chunks faded from the first to the second."""
+        """Float HR frames: chunk by chunk, the shared frames of two chunks faded from the first to the second. A
+        short last chunk reaches back into frames already done, so every chunk has `chunk` frames (IconVSR's
+        key-frame padding needs at least 5); their outputs are dropped."""
         frames = iter(frames)
-        buffer, held = [], []
+        size = self.chunk or 2**62
+        buffer, held, previous = [], [], []
         while True:
             size_before = len(buffer)
-            buffer += _take(frames, (self.chunk or 2**62) - len(buffer))
-            ended = len(buffer) < (self.chunk or 2**62)
+            buffer += _take(frames, size - len(buffer))
+            ended = len(buffer) < size
             if len(buffer) == size_before:  # nothing new: the last chunk already covered the end
                 yield from held
                 return
-            outputs = self._run_clip(buffer)
-            for k, previous in enumerate(held):  # weight of the new chunk grows over the shared frames
+            done = previous[:len(previous) - len(held)]  # inputs before this buffer, already emitted
+            reach = done[len(done) - min(size - len(buffer), len(done)):] if ended else []
+            outputs = self._run_clip(reach + buffer)[len(reach):]
+            for k, earlier in enumerate(held):  # weight of the new chunk grows over the shared frames
                 weight = (k + 1) / (len(held) + 1)
-                outputs[k] = previous * (1 - weight) + outputs[k] * weight
+                outputs[k] = earlier * (1 - weight) + outputs[k] * weight
             if ended:
                 yield from outputs
                 return
             keep = self.overlap
             yield from outputs[:len(outputs) - keep]
-            held, buffer = outputs[len(outputs) - keep:], buffer[len(buffer) - keep:]
+            held, previous, buffer = outputs[len(outputs) - keep:], buffer, buffer[len(buffer) - keep:]
 
     def _run_clip(self, frames):
         clip = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255)[None]  # 1, T, C, h, w
