@@ -1,8 +1,10 @@
 """The trained network a tool runs: built from an option file's `network_g`, weights from a checkpoint of any layout
-utils/weights.py reads, or both taken from a training run's folder; the device to run it on."""
+utils/weights.py reads, or both taken from a training run's folder; the device and precision it runs at."""
 import glob
 import re
 from os import path as osp
+
+import torch
 
 from basicsr_multigrid.utils.errors import OptionError
 from basicsr_multigrid.utils.option_file import read_option_file
@@ -51,12 +53,33 @@ def trained_network(option_file=None, weights=None, experiment=None, param_key='
 
 
 def choose_device(name):
-    import torch
     if name == 'auto':
         return 'cuda' if torch.cuda.is_available() else 'cpu'
     if name == 'cuda' and not torch.cuda.is_available():
         raise OptionError('--device: cuda requested but no CUDA device is available')
     return name
+
+
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+class InferenceNetwork:
+    """A network in eval mode on `device`, called without gradients under `precision`'s autocast; outputs come
+    back as float32 on the CPU, clamped to [0, 1]."""
+
+    def __init__(self, network, device, precision='fp32'):
+        if precision not in PRECISIONS:
+            raise OptionError(f'--precision: {precision!r} is not one of {", ".join(PRECISIONS)}')
+        if precision == 'fp16' and torch.device(device).type != 'cuda':
+            raise OptionError('--precision: fp16 needs a CUDA device; use bf16 or fp32 on CPU')
+        self.network = network.eval().to(device)
+        self.device, self.dtype = torch.device(device), PRECISIONS[precision]
+
+    @torch.no_grad()
+    def __call__(self, inputs):
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            output = self.network(inputs.to(self.device))
+        return output.float().clamp_(0, 1).cpu()
 
 
 def progress_bar(total):

@@ -7,7 +7,8 @@ through: a pass holds four frames.
 import numpy as np
 import torch
 
-from basicsr_multigrid.inference.vsr import PRECISIONS, to_uint8
+from basicsr_multigrid.inference.networks import InferenceNetwork
+from basicsr_multigrid.inference.vsr import to_uint8
 from basicsr_multigrid.utils.errors import OptionError
 
 FACTORS = (2, 4, 8)
@@ -17,12 +18,8 @@ class FrameInterpolator:
     def __init__(self, network, device, precision='fp32', factor=2):
         if factor not in FACTORS:
             raise OptionError(f'--factor: {factor!r} is not one of {", ".join(map(str, FACTORS))}')
-        if precision not in PRECISIONS:
-            raise OptionError(f'--precision: {precision!r} is not one of {", ".join(PRECISIONS)}')
-        if precision == 'fp16' and torch.device(device).type != 'cuda':
-            raise OptionError('--precision: fp16 needs a CUDA device; use bf16 or fp32 on CPU')
-        self.network = network.eval().to(device)
-        self.device, self.dtype, self.factor = torch.device(device), PRECISIONS[precision], factor
+        self.network = InferenceNetwork(network, device, precision)
+        self.factor = factor
 
     def interpolate(self, frames):
         """RGB uint8 frames in, factor x as many (minus the factor - 1 after the last) out, in order."""
@@ -50,9 +47,5 @@ class FrameInterpolator:
                 return
             before, left, right = left, right, after
 
-    @torch.no_grad()
     def _middle(self, *frames):
-        clip = torch.stack(frames)[None].to(self.device)  # 1, 4, C, H, W
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            output = self.network(clip)
-        return output[0].float().clamp_(0, 1).cpu()
+        return self.network(torch.stack(frames)[None])[0]  # in: 1, 4, C, H, W

@@ -3,11 +3,12 @@
 Recurrent networks (BasicVSR, IconVSR, BasicVSR++: (1, T, C, h, w) in, (1, T, C, H, W) out) see the video in
 chunks of `chunk` frames; consecutive chunks share `overlap` frames, and in the shared frames the output fades
 linearly from the earlier chunk to the later one, so no frame is cut off from the propagation on either side and
-the seam has no step; a short last chunk reaches back so that it too has `chunk` frames. Sliding-window networks (`network_g.num_frame`, e.g. EDVR: a window in, its centre frame out)
-get each frame's window, with the edges filled as BasicSR's video test sets do (`reflection_circle`; a video
-shorter than the window repeats its first and last frames where that would point outside it). With `tile`,
-every frame is cut into tiles of `tile` LR pixels that each see `tile_overlap` more pixels of context on every side;
-only their centres are kept. Inputs are padded (reflect) to a multiple of 4 and the padding is cut off the output.
+the seam has no step; a short last chunk reaches back so that it too has `chunk` frames. Sliding-window networks
+(`network_g.num_frame`, e.g. EDVR: a window in, its centre frame out) get each frame's window, with the edges
+filled as BasicSR's video test sets do (`reflection_circle`; a video shorter than the window repeats its first
+and last frames where that would point outside it). With `tile`, every frame is cut into tiles of `tile` LR
+pixels that each see `tile_overlap` more pixels of context on every side; only their centres are kept. Inputs are
+padded (reflect) to a multiple of 4 and the padding is cut off the output.
 """
 from collections import deque
 
@@ -16,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from basicsr.data.data_util import generate_frame_indices
 
+from basicsr_multigrid.inference.networks import InferenceNetwork
 from basicsr_multigrid.utils.errors import OptionError
 
 PAD_MULTIPLE = 4
-PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 class FrameUpscaler:
@@ -27,19 +28,14 @@ class FrameUpscaler:
 
     def __init__(self, network, scale, device, precision='fp32', window=None, chunk=None, overlap=0, tile=None,
                  tile_overlap=0):
-        _check_positive('--chunk', chunk, allow_none=True)
-        _check_positive('--tile', tile, allow_none=True)
+        _check_positive_or_none('--chunk', chunk)
+        _check_positive_or_none('--tile', tile)
         if chunk is not None and not 0 <= overlap < chunk:
             raise OptionError(f'--overlap: must be at least 0 and less than --chunk ({chunk}), got {overlap}')
         if tile_overlap < 0:
             raise OptionError(f'--tile-overlap: must be at least 0, got {tile_overlap}')
-        if precision not in PRECISIONS:
-            raise OptionError(f'--precision: {precision!r} is not one of {", ".join(PRECISIONS)}')
-        if precision == 'fp16' and torch.device(device).type != 'cuda':
-            raise OptionError('--precision: fp16 needs a CUDA device; use bf16 or fp32 on CPU')
-        self.network = network.eval().to(device)
-        self.scale, self.device, self.window = scale, torch.device(device), window
-        self.dtype = PRECISIONS[precision]
+        self.network = InferenceNetwork(network, device, precision)
+        self.scale, self.window = scale, window
         self.chunk, self.overlap, self.tile, self.tile_overlap = chunk, overlap, tile, tile_overlap
 
     def upscale(self, frames):
@@ -120,25 +116,19 @@ class FrameUpscaler:
         height, width = padded.shape[-2:]
         s = self.scale
         if not self.tile or (height <= self.tile and width <= self.tile):
-            return self._forward(padded)[..., :h * s, :w * s]
+            return self.network(padded)[..., :h * s, :w * s]
         out = None
         for top in range(0, height, self.tile):
             for left in range(0, width, self.tile):
                 bottom, right = min(top + self.tile, height), min(left + self.tile, width)
                 y0, y1 = _context(top, bottom, self.tile_overlap, height)
                 x0, x1 = _context(left, right, self.tile_overlap, width)
-                piece = self._forward(padded[..., y0:y1, x0:x1])
+                piece = self.network(padded[..., y0:y1, x0:x1])
                 if out is None:
                     out = piece.new_zeros(piece.shape[:-2] + (height * s, width * s))
                 out[..., top * s:bottom * s, left * s:right * s] = \
                     piece[..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
         return out[..., :h * s, :w * s]
-
-    @torch.no_grad()
-    def _forward(self, clip):
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            output = self.network(clip.to(self.device))
-        return output.float().clamp_(0, 1).cpu()
 
 
 def _pad_to_multiple(clip, multiple):
@@ -173,8 +163,8 @@ def _take(iterator, count):
     return items
 
 
-def _check_positive(name, value, allow_none=False):
-    if value is None and allow_none:
+def _check_positive_or_none(name, value):
+    if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise OptionError(f'{name}: must be a positive integer, got {value!r}')
