@@ -80,11 +80,3 @@ class InferenceNetwork:
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             output = self.network(inputs.to(self.device))
         return output.float().clamp_(0, 1).cpu()
-
-
-def progress_bar(total):
-    """Frames done, frames/s and ETA on stderr."""
-    import sys
-
-    from tqdm import tqdm
-    return tqdm(total=total, unit='frame', dynamic_ncols=True, file=sys.stderr)
