@@ -11,8 +11,7 @@ from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import cv2  # noqa: E402
-
+from basicsr_multigrid.data.video_frames import read_rgb_image  # noqa: E402
 from basicsr_multigrid.inference.panels import write_panel  # noqa: E402
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
 
@@ -32,13 +31,6 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def read_rgb(path, option_key):
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise OptionError(f'{option_key}: cannot read image {path}')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def crop_box(text):
     try:
         left, top, width, height = (int(v) for v in text.split(','))
@@ -53,9 +45,9 @@ def main(argv=None):
         outputs = {}
         for item in args.output:
             name, _, file = item.rpartition('=')
-            outputs[name or 'model'] = read_rgb(file, '--output')
-        gt = read_rgb(args.gt, '--gt') if args.gt else None
-        psnrs = write_panel(args.out, read_rgb(args.lq, '--lq'), outputs, args.scale, gt,
+            outputs[name or 'model'] = read_rgb_image(file, '--output')
+        gt = read_rgb_image(args.gt, '--gt') if args.gt else None
+        psnrs = write_panel(args.out, read_rgb_image(args.lq, '--lq'), outputs, args.scale, gt,
                             crop_box(args.crop) if args.crop else None)
     except OptionError as error:
         print(f'error: {error}', file=sys.stderr)

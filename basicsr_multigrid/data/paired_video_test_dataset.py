@@ -2,16 +2,14 @@ import os
 from functools import partial
 from os import path as osp
 
-import cv2
 import numpy as np
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from basicsr_multigrid.data.footage import VIDEO_EXTENSIONS, decode_frames
-from basicsr_multigrid.data.video_frames import (ClipFrameReader, VideoDataError, clip_to_tensor, list_clip_folders,
+from basicsr_multigrid.data.video_frames import (FRAME_IMAGE_EXTENSIONS, ClipFrameReader, VideoDataError,
+                                                  clip_to_tensor, frame_images, list_clip_folders, read_rgb_image,
                                                   read_video_meta_info)
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 @DATASET_REGISTRY.register()
@@ -90,10 +88,10 @@ def lq_only_clips(root, option_key):
     if osp.isfile(root):
         return [_video_clip(root)]
     entries = sorted(os.listdir(root))
-    if any(name.lower().endswith(IMAGE_EXTENSIONS) for name in entries):
-        return [_frame_folder_clip(root)]
+    if any(name.lower().endswith(FRAME_IMAGE_EXTENSIONS) for name in entries):
+        return [_frame_folder_clip(root, option_key)]
     clips = [_video_clip(osp.join(root, name)) if name.lower().endswith(VIDEO_EXTENSIONS) else
-             _frame_folder_clip(osp.join(root, name)) for name in entries
+             _frame_folder_clip(osp.join(root, name), option_key) for name in entries
              if name.lower().endswith(VIDEO_EXTENSIONS) or osp.isdir(osp.join(root, name))]
     if not clips:
         raise VideoDataError(f'{option_key}: no frames, clip folders or videos in {root}')
@@ -104,11 +102,9 @@ def _video_clip(path):
     return osp.splitext(osp.basename(path))[0], partial(_read_video, path)
 
 
-def _frame_folder_clip(folder):
-    files = [osp.join(folder, name) for name in sorted(os.listdir(folder)) if name.lower().endswith(IMAGE_EXTENSIONS)]
-    if not files:
-        raise VideoDataError(f'{folder}: no frame images ({", ".join(IMAGE_EXTENSIONS)})')
-    return osp.basename(osp.normpath(folder)), partial(_read_frames, files)
+def _frame_folder_clip(folder, option_key):
+    files = frame_images(folder, option_key)
+    return osp.basename(osp.normpath(folder)), partial(_read_frames, files, option_key)
 
 
 def _read_video(path):
@@ -118,11 +114,5 @@ def _read_video(path):
     return np.stack(frames).astype(np.float32) / 255.
 
 
-def _read_frames(files):
-    frames = []
-    for file in files:
-        image = cv2.imread(file, cv2.IMREAD_COLOR)
-        if image is None:
-            raise VideoDataError(f'cannot decode frame {file}')
-        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    return np.stack(frames).astype(np.float32) / 255.
+def _read_frames(files, option_key):
+    return np.stack([read_rgb_image(file, option_key) for file in files]).astype(np.float32) / 255.

@@ -21,6 +21,26 @@ class VideoDataError(OptionError):
     """A problem with the data on disk: the message names the file or key."""
 
 
+FRAME_IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def frame_images(folder, option_key):
+    """The image files of a folder of frames (any names), in name order; VideoDataError when it has none."""
+    files = [osp.join(folder, name) for name in sorted(os.listdir(folder))
+             if name.lower().endswith(FRAME_IMAGE_EXTENSIONS)]
+    if not files:
+        raise VideoDataError(f'{option_key}: no frame images ({", ".join(FRAME_IMAGE_EXTENSIONS)}) in {folder}')
+    return files
+
+
+def read_rgb_image(file, option_key):
+    """An image file as an RGB uint8 array; VideoDataError naming it when it cannot be read."""
+    image = cv2.imread(file, cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoDataError(f'{option_key}: cannot read image {file}')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 class ClipInfo(NamedTuple):
     name: str
     num_frames: int

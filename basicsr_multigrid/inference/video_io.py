@@ -14,9 +14,10 @@ from os import path as osp
 import cv2
 import numpy as np
 
+from basicsr_multigrid.data.footage import decode_frames
+from basicsr_multigrid.data.video_frames import frame_images, read_rgb_image
 from basicsr_multigrid.utils.errors import OptionError
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 CODECS = ('h264', 'ffv1', 'png')
 FOLDER_FPS = Fraction(25)  # a frame folder has no rate of its own
 
@@ -27,9 +28,7 @@ class VideoSource:
     def __init__(self, path, option_key='--input'):
         self.path, self.option_key = path, option_key
         if osp.isdir(path):
-            self.files = sorted(osp.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
-            if not self.files:
-                raise OptionError(f'{option_key}: no frame images ({", ".join(IMAGE_EXTENSIONS)}) in {path}')
+            self.files = frame_images(path, option_key)
             self.fps, self.num_frames, self.has_audio = FOLDER_FPS, len(self.files), False
         elif osp.isfile(path):
             self.files = None
@@ -52,21 +51,9 @@ class VideoSource:
                               f'({error.strerror or type(error).__name__})') from None
 
     def frames(self):
-        if self.files is not None:
-            for file in self.files:
-                image = cv2.imread(file, cv2.IMREAD_COLOR)
-                if image is None:
-                    raise OptionError(f'{self.option_key}: cannot read image {file}')
-                yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            return
-        import av
-        try:
-            with av.open(self.path) as container:
-                for frame in container.decode(video=0):
-                    yield frame.to_ndarray(format='rgb24')
-        except av.FFmpegError as error:
-            raise OptionError(f'{self.option_key}: {self.path}: cannot decode video '
-                              f'({error.strerror or type(error).__name__})') from None
+        if self.files is None:
+            return decode_frames(self.path)
+        return (read_rgb_image(file, self.option_key) for file in self.files)
 
     def audio_packets(self, container):
         """Packets of the first audio stream, demuxed from a second opening of the file."""
