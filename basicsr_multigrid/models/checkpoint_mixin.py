@@ -7,7 +7,7 @@ from basicsr.utils.dist_util import get_dist_info, master_only
 
 from basicsr_multigrid.utils.atomic_io import atomic_torch_save
 from basicsr_multigrid.utils.checkpoint import from_primitives, rng_states, set_rng_states, to_primitives
-from basicsr_multigrid.utils.weights import check_weights_match, read_weights
+from basicsr_multigrid.utils.weights import load_weights, read_weights
 
 
 class AtomicCheckpointMixin:
@@ -18,17 +18,17 @@ class AtomicCheckpointMixin:
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         network = self.get_bare_model(net)
-        state, source = read_weights(load_path, param_key, option_key='pretrained weights')
-        get_root_logger().info(f'Loading {type(network).__name__} from {load_path}: {source}')
         if strict:
-            check_weights_match(network, state, load_path, type(network).__name__, option_key='pretrained weights')
-            network.load_state_dict(state)
-            return
-        expected = network.state_dict()
-        state = {k: v for k, v in state.items() if k not in expected or v.shape == expected[k].shape}
-        result = network.load_state_dict(state, strict=False)
-        get_root_logger().warning(f'{load_path}: loaded non-strictly, {len(result.missing_keys)} missing and '
-                                  f'{len(result.unexpected_keys)} unexpected keys')
+            source = load_weights(network, load_path, param_key, what=type(network).__name__,
+                                  option_key='pretrained weights')
+        else:
+            state, source = read_weights(load_path, param_key, option_key='pretrained weights')
+            expected = network.state_dict()
+            state = {k: v for k, v in state.items() if k not in expected or v.shape == expected[k].shape}
+            result = network.load_state_dict(state, strict=False)
+            get_root_logger().warning(f'{load_path}: loaded non-strictly, {len(result.missing_keys)} missing and '
+                                      f'{len(result.unexpected_keys)} unexpected keys')
+        get_root_logger().info(f'Loading {type(network).__name__} from {load_path}: {source}')
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
