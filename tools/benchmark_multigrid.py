@@ -1,6 +1,7 @@
 """Side-by-side benchmark of fixed-shape and multigrid VSR training: PSNR against wall-clock time.
 
     python tools/benchmark_multigrid.py --preset cpu-small --out results.json --plot results.png
+    python tools/benchmark_multigrid.py --preset gpu-demo --precision bf16 --out gpu.json --plot gpu.png  # 1 GPU
     python tools/benchmark_multigrid.py --preset paper --out paper.json --plot paper.png        # GPUs, REDS
     python tools/benchmark_multigrid.py --baseline A.yml --multigrid B.yml [--multigrid C.yml] --out r.json
 
@@ -12,7 +13,8 @@ an option file says otherwise), one after the other, through the package's train
 
 When the data has a test split (the demo data, tools/make_video_dataset.py folders) every run also validates on
 it. `--tune` trains every run on the same grid (LR x --lr-factors, LinearWarmupHook --warmups off / on / a
-fraction of the iterations) and keeps, for each, the variant with the best final PSNR on val; `--seeds N` repeats each kept run with N seeds. The JSON
+fraction of the iterations) and keeps, for each, the variant with the best final PSNR on val; `--seeds N`
+repeats each kept run with N seeds. The JSON
 then has per-split curves, each comparison's `speedup_to_baseline_psnr` and `psnr_drop_db` per split as mean and
 min / max over seed pairs, and `budget`: whether the baseline ends >= 0.3 dB above bicubic on test (else the
 iteration budget is too short to say anything), which is also printed.
@@ -48,6 +50,15 @@ PRESETS = {
         'largebatch': 2,
         'val_points': 8,
         'total_iter': 400,
+    },
+    # BasicVSR (64 channels, 10 blocks) on the demo data at the paper's patch sizes (LR 32 then 64), one CUDA GPU:
+    # the REDS-free GPU check; on an H200 the baseline's 800 iterations took 4 minutes (host-bound, see README)
+    'gpu-demo': {
+        'baseline': 'options/train/demo/train_BasicVSR_gpu_demo.yml',
+        'multigrid': ['options/train/demo/train_BasicVSR_multigrid_gpu_demo.yml'],
+        'largebatch': 2,
+        'val_points': 4,
+        'total_iter': 800,
     },
     # BasicVSR on REDS with the paper's settings (8 GPUs in the option files; see README)
     'paper': {
