@@ -134,12 +134,8 @@ def final_weights(root, name):
 
 def has_cpp_compiler():
     """Whether torch.compile can build CPU kernels here (inductor finds a C++ compiler)."""
-    from torch._inductor import cpp_builder
-    try:
-        cpp_builder.get_cpp_compiler()
-    except Exception:  # noqa: BLE001  (inductor raises its own InvalidCxxCompiler)
-        return False
-    return True
+    from basicsr_multigrid.utils.cpu_compiler import cpu_compiler_problem
+    return cpu_compiler_problem() is None
 
 
 def tree_digest(folder):
@@ -224,3 +220,18 @@ def vfi_teacher(demo_data, tmp_path_factory):
     root = tmp_path_factory.mktemp('vfi_teacher')
     run_training(root, write_options(vfi_options(demo_data, 'train_STMFNet_demo.yml', 'vfi_teacher'), root))
     return root
+
+
+@pytest.fixture
+def compiled_op_calls(monkeypatch):
+    """Names of the warping ops that run through their compiled version (archs/ops/fused.py), one per call."""
+    from basicsr_multigrid.archs.ops import fused
+    calls, compiled = [], fused._compiled
+
+    def spied(function):
+        def run(*args, **kwargs):
+            calls.append(function.__name__)
+            return compiled(function)(*args, **kwargs)
+        return run
+    monkeypatch.setattr(fused, '_compiled', spied)
+    return calls

@@ -152,6 +152,15 @@ def test_benchmark_kd_reports_the_published_pairs_complexity(tmp_path):
     teacher, mini = result['published']['teacher'], result['published']['mini']
     assert (teacher['params'], mini['params']) == (21028700, 1822063)
     assert teacher['macs'] > mini['macs'] > 0 and teacher['ms_per_frame'] > 0 and mini['ms_per_frame'] > 0
+    # the warping ops are counted too: 64x64 frames padded to 128, AdaCoF on I1 and I2 at 64, 128 and 256 px
+    adacof_macs = 2 * (64 ** 2 + 128 ** 2 + 256 ** 2) * 25 * (4 * 3 + 4)
+    assert mini['macs_ops'] == {'adacof': adacof_macs}
+    assert teacher['macs_ops']['adacof'] == adacof_macs and set(teacher['macs_ops']) == {'adacof', 'softsplat',
+                                                                                         'correlation'}
+    for network in (teacher, mini):
+        assert network['macs'] == network['macs_conv_linear'] + sum(network['macs_ops'].values())
+        assert network['ms_per_frame_eager_ops'] > 0
+    assert result['published']['speedup_eager_ops'] > 0
     assert result['published']['params_ratio'] == pytest.approx(1822063 / 21028700, abs=1e-4)
     assert set(result['targets_met']) == {'published_speedup'} and 'teacher' not in result
 

@@ -114,7 +114,8 @@ def test_coupled_layers_lose_a_channel_together_and_keep_it_while_either_holds_i
         net.right.weight[3] = 0.01  # ... channel 3 small in the right one too, channel 2 not
         net.right.bias[3] = 0.01
     # 32 entries per channel: removed below norm lr * lambda * sqrt(32) = 0.113; channel 2 has 0.207, channel 3 0.057
-    optimizer = OBProxSG(channel_sparsity_param_groups(net), lr=1.0, lambda_=0.02, prox_iters=1, sparsity='channel')
+    optimizer = OBProxSG(channel_sparsity_param_groups(net), lr=1.0, lambda_=0.02, prox_iters=1, sparsity='channel',
+                         lambda_scale='none')
     for param in net.parameters():
         param.grad = torch.zeros_like(param)
     optimizer.step()
@@ -123,18 +124,62 @@ def test_coupled_layers_lose_a_channel_together_and_keep_it_while_either_holds_i
 
 
 def test_group_lambda_grows_with_sqrt_of_the_group_size_so_one_value_fits_every_layer():
-    """Entries of size a everywhere: a channel of p entries has norm a * sqrt(p), so with lambda * sqrt(p) one
-    proximal step (zero gradient) removes it exactly when a <= lr * lambda, whatever the fan-in."""
+    """lambda_scale none: entries of size a everywhere, a channel of p entries has norm a * sqrt(p), so with
+    lambda * sqrt(p) one proximal step (zero gradient) removes it exactly when a <= lr * lambda, whatever the fan-in."""
     for fan_in in (2, 64):
         for entry, survives in ((0.0099, False), (0.0101, True)):
             conv = nn.Conv2d(fan_in, 3, 3, bias=False)
             with torch.no_grad():
                 conv.weight.fill_(entry)
             conv.weight.grad = torch.zeros_like(conv.weight)
-            OBProxSG(channel_sparsity_param_groups(conv), lr=0.1, lambda_=0.1, prox_iters=1, sparsity='channel').step()
+            OBProxSG(channel_sparsity_param_groups(conv), lr=0.1, lambda_=0.1, prox_iters=1, sparsity='channel',
+                     lambda_scale='none').step()
             assert bool(conv.weight.abs().sum() > 0) == survives, (fan_in, entry)
             if survives:  # shrunk by lr * lambda per entry
                 assert conv.weight.detach() == pytest.approx(torch.full_like(conv.weight, entry - 0.01), abs=1e-7)
+
+
+RELATIVE_SIZES = (0.3, 0.8, 1.2, 1.4)  # per output channel, times the layer's scale
+
+
+def scaled_conv(fan_in, scale):
+    conv = nn.Conv2d(fan_in, len(RELATIVE_SIZES), 3, bias=False)
+    with torch.no_grad():
+        for channel, size in enumerate(RELATIVE_SIZES):
+            conv.weight[channel] = scale * size
+    conv.weight.grad = torch.zeros_like(conv.weight)
+    return conv
+
+
+@pytest.mark.parametrize('fan_in, scale', [(2, 1.0), (2, 0.01), (64, 0.05), (64, 3.0)])
+def test_unit_rms_lambda_prunes_the_same_channels_at_any_fan_in_and_weight_scale(fan_in, scale):
+    """lambda_scale unit_rms (default): lambda_c = lambda * sqrt(p) * r_u. One proximal step with lr * lambda = 0.5
+    removes the channels below 0.5 * r_u and shrinks the others by 0.5 * r_u per entry, at any scale."""
+    conv = scaled_conv(fan_in, scale)
+    unit_rms = scale * (sum(s * s for s in RELATIVE_SIZES) / len(RELATIVE_SIZES)) ** 0.5
+    optimizer = OBProxSG(channel_sparsity_param_groups(conv), lr=0.5, lambda_=1.0, prox_iters=1, sparsity='channel')
+    optimizer.step()
+    assert optimizer.param_groups[0]["unit_rms"] == pytest.approx(unit_rms, rel=1e-6)
+    weights = conv.weight.detach()
+    assert weights[0].abs().sum() == 0  # 0.3 < 0.5 * 1.016
+    for channel in (1, 2, 3):
+        expected = scale * RELATIVE_SIZES[channel] - 0.5 * unit_rms
+        assert weights[channel] == pytest.approx(torch.full_like(weights[channel], expected), rel=1e-5)
+
+
+def test_unit_rms_is_taken_once_and_kept_through_a_state_dict_round_trip():
+    conv = scaled_conv(4, 1.0)
+    optimizer = OBProxSG(channel_sparsity_param_groups(conv), lr=0.1, lambda_=1.0, prox_iters=5, sparsity='channel')
+    optimizer.step()
+    first = optimizer.param_groups[0]['unit_rms']
+    optimizer.step()  # the weights shrank, r_u did not change
+    assert optimizer.param_groups[0]['unit_rms'] == first
+    resumed = OBProxSG(channel_sparsity_param_groups(conv), lr=0.1, lambda_=1.0, prox_iters=5, sparsity='channel')
+    resumed.load_state_dict(optimizer.state_dict())
+    assert resumed.param_groups[0]['unit_rms'] == first
+    before = conv.weight.detach().clone()
+    resumed.step()  # shrinks by lr * lambda * (the first r_u) per entry, not by the current, smaller RMS
+    assert (before[1] - conv.weight.detach()[1]).mean().item() == pytest.approx(0.1 * first, rel=1e-5)
 
 
 @pytest.mark.parametrize('sparsity', ['element', 'channel'])
@@ -142,7 +187,7 @@ def test_proximal_steps_until_prox_iters_then_orthant_steps_that_never_revive_a_
     """A zero weight with a large gradient: a proximal step moves it off zero; an orthant step keeps it at zero."""
     conv = nn.Conv2d(1, 2, 1, bias=False)
     groups = channel_sparsity_param_groups(conv) if sparsity == 'channel' else [conv.weight]
-    optimizer = OBProxSG(groups, lr=0.1, lambda_=0.01, prox_iters=1, sparsity=sparsity)
+    optimizer = OBProxSG(groups, lr=0.1, lambda_=0.01, prox_iters=1, sparsity=sparsity, lambda_scale='none')
     with torch.no_grad():
         conv.weight.copy_(torch.tensor([0.0, 1.0]).view(2, 1, 1, 1))
     conv.weight.grad = torch.tensor([-5.0, 0.0]).view(2, 1, 1, 1)
@@ -164,6 +209,7 @@ def test_basicsr_models_build_it_by_name():
     ({'sparsity': 'filter'}, "sparsity 'filter'"),
     ({'lambda_': -1}, 'lambda_=-1'),
     ({'weight_decay': 1e-4}, 'weight_decay'),
+    ({'lambda_scale': 'fan_in'}, "lambda_scale 'fan_in'"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

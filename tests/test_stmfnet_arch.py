@@ -15,6 +15,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn as nn
 from torch.nn import functional as F
 
+from basicsr_multigrid.archs.ops.fused import cpu_compiler_available
+from basicsr_multigrid.archs.ops.op_macs import counting_op_macs
 from basicsr_multigrid.archs.stmfnet_arch import STMFNet
 from basicsr_multigrid.pruning import widened_arguments
 from basicsr_multigrid.utils.channel_units import width_argument, width_entry_parts
@@ -156,6 +158,32 @@ def test_dtype_follows_the_input():
     with torch.no_grad():
         out = net(frames().double())
     assert out.dtype == torch.float64
+
+
+@pytest.mark.skipif(not cpu_compiler_available(), reason='needs a C++ compiler for inductor')
+def test_fused_ops_give_the_eager_frame_without_gradients_and_stay_eager_in_training(compiled_op_calls):
+    compiled_calls = compiled_op_calls
+    net = tiny_teacher().eval()  # with the flow branch: AdaCoF and softmax splatting
+    clip = frames(40, 36)
+    with torch.no_grad():
+        fused = net(clip)
+        assert sorted(set(compiled_calls)) == ['adacof', 'softsplat'] and len(compiled_calls) == 8
+        net.fused_ops = False
+        eager = net(clip)
+    assert torch.allclose(fused, eager, atol=1e-5, rtol=0)
+    net.fused_ops = True
+    compiled_calls.clear()
+    trained = net(clip)
+    assert compiled_calls == [] and trained.grad_fn is not None
+
+
+def test_op_macs_of_the_mini_count_its_six_adacof_calls():
+    net = STMFNetMini(**{**TINY, 'pad_multiple': 16})
+    with torch.no_grad(), counting_op_macs() as tally:
+        net(frames(32, 48))
+    size = 32 * 48  # a multiple of 16 already: no padding
+    pixels = 2 * (size // 4 + size + 4 * size)  # I1 and I2 at H/2, H and 2H
+    assert dict(tally) == {'adacof': pixels * 25 * (4 * 3 + 4)}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')

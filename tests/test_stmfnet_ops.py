@@ -12,6 +12,8 @@ import torch
 
 import basicsr_multigrid  # noqa: F401  (compat fixes + loss registration, before basicsr imports)
 from basicsr_multigrid.archs.ops import adacof, correlation, replicate_pad_for_adacof, softsplat
+from basicsr_multigrid.archs.ops.fused import call_fused, cpu_compiler_available
+from basicsr_multigrid.archs.ops.op_macs import counting_op_macs
 from basicsr_multigrid.losses.laplacian_pyramid_loss import LaplacianPyramidLoss
 
 B, C, H, W = 2, 3, 6, 7
@@ -148,6 +150,39 @@ def test_adacof_float32_and_shape_errors():
         adacof(padded[..., 1:], weight, alpha, beta)
     with pytest.raises(ValueError, match='F\\*F'):
         adacof(padded, weight[:, :24], alpha[:, :24], beta[:, :24])
+
+
+@pytest.mark.skipif(not cpu_compiler_available(), reason='needs a C++ compiler for inductor')
+def test_fused_adacof_compiles_without_gradients_and_matches_eager(compiled_op_calls):
+    compiled_calls = compiled_op_calls
+    inputs = adacof_inputs(5, 1, offset_scale=3.0, height=9, width=11)
+    padded, weight, alpha, beta = (x.detach().float() for x in inputs)
+    reference = adacof(padded, weight, alpha, beta)
+    with torch.no_grad():
+        fused = call_fused(adacof, padded, weight, alpha, beta, dilation=1)
+    assert compiled_calls == ['adacof']
+    assert torch.allclose(fused, reference, atol=1e-5, rtol=0)
+    # with gradients recorded the eager op runs, and its result has a graph
+    traced = call_fused(adacof, padded.requires_grad_(), weight, alpha, beta, dilation=1)
+    assert compiled_calls == ['adacof'] and traced.grad_fn is not None
+    assert torch.equal(traced.detach(), reference)
+
+
+def test_op_macs_count_each_call_by_its_shape():
+    padded, weight, alpha, beta = (x.detach() for x in adacof_inputs(5, 1, offset_scale=2.0))
+    values, flow = splat_inputs(2.5)[:2]
+    first, second = rand(B, 8, H, W, seed=4), rand(B, 8, H, W, seed=5)
+    with counting_op_macs() as tally:
+        adacof(padded, weight, alpha, beta)
+        adacof(padded, weight, alpha, beta)
+        softsplat(values.detach(), flow.detach(), mode='average')
+        correlation(first, second, max_displacement=2)
+    assert tally['adacof'] == 2 * B * H * W * 25 * (4 * C + 4)
+    assert tally['softsplat'] == B * (values.shape[1] + 1) * H * W * 4  # + the normaliser channel
+    assert tally['correlation'] == B * 8 * H * W * 25
+    with counting_op_macs() as tally:
+        pass
+    assert not tally
 
 
 # ----------------------------------------------------------------------------------------------------- softsplat

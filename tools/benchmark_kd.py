@@ -21,9 +21,12 @@ initial weights and teacher come from those runs), so an interrupted invocation 
 
 `frame_average` is the plain mean of I1 and I2 on the same clips: the level a trained network must beat. PSNR /
 SSIM are each run's last validation; curves are PSNR against iteration. Complexity: `params` (learnable
-parameters), `macs` (mmengine's count of conv / linear multiply-accumulates for one frame at --resolution; the
-pure-PyTorch AdaCoF / softsplat / correlation ops are not in it) and `ms_per_frame` (median of --repeats eval-mode
-forward passes on the CPU, the networks taking turns so that both see the same machine load).
+parameters), `macs` (multiply-accumulates for one frame at --resolution: `macs_conv_linear`, mmengine's count of
+the conv / linear layers, plus `macs_ops`, the AdaCoF / softsplat / correlation ops counted by
+basicsr_multigrid/archs/ops/op_macs.py) and `ms_per_frame` (median of --repeats eval-mode forward passes on the
+CPU, the networks taking turns so that both see the same machine load; the warping ops run fused, see
+archs/ops/fused.py, and the untimed warm-up pass compiles them), next to `ms_per_frame_eager_ops` (the same with
+`fused_ops: false`) and both speed ratios of the published pair.
 """
 import argparse
 import copy
@@ -42,6 +45,7 @@ sys.path.insert(0, REPO_ROOT)
 import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from basicsr_multigrid import pruning  # noqa: E402
+from basicsr_multigrid.archs.ops.op_macs import counting_op_macs  # noqa: E402
 from basicsr_multigrid.utils.weights import read_weights  # noqa: E402
 from basicsr_multigrid.training.cli import train_in_subprocess  # noqa: E402
 from basicsr_multigrid.training.recorder import read_run  # noqa: E402
@@ -80,10 +84,14 @@ def count_params(network):
 
 
 def count_macs(network, frames):
+    """{'macs': total, 'macs_conv_linear': mmengine's count, 'macs_ops': {warping op: MACs}} for one forward."""
     from mmengine.analysis import get_model_complexity_info
     with torch.no_grad():
         info = get_model_complexity_info(network, inputs=(frames, ), show_table=False, show_arch=False)
-    return int(info['flops'])  # mmengine's "flops" counts one multiply-add as one
+        with counting_op_macs() as op_macs:  # a forward of its own: mmengine's analysers run the network twice
+            network(frames)
+    conv_linear = int(info['flops'])  # mmengine's "flops" counts one multiply-add as one
+    return {'macs': conv_linear + sum(op_macs.values()), 'macs_conv_linear': conv_linear, 'macs_ops': dict(op_macs)}
 
 
 def time_forward(networks, frames, repeats):
@@ -101,13 +109,21 @@ def time_forward(networks, frames, repeats):
 
 
 def complexity(network_opts, resolution, repeats, macs=True):
-    """{label: params, macs, ms_per_frame} of networks built from `network_opts` ({label: network option})."""
+    """{label: params, macs, ms_per_frame, ms_per_frame_eager_ops} of networks built from `network_opts` ({label:
+    network option}); `ms_per_frame_eager_ops` times the same networks with `fused_ops` off, where they have it."""
     torch.manual_seed(0)
     frames = torch.rand(1, 4, 3, resolution, resolution)
     networks = {label: build_network(opt) for label, opt in network_opts.items()}
     speed = time_forward(networks, frames, repeats)
+    fusing = {label: network for label, network in networks.items() if getattr(network, 'fused_ops', False)}
+    for network in fusing.values():
+        network.fused_ops = False
+    eager_speed = time_forward(fusing, frames, repeats) if fusing else {}
+    for network in fusing.values():
+        network.fused_ops = True
     return {label: dict(params=count_params(network), ms_per_frame=round(speed[label], 2),
-                        **({'macs': count_macs(network, frames)} if macs else {}))
+                        **({'ms_per_frame_eager_ops': round(eager_speed[label], 2)} if label in eager_speed else {}),
+                        **(count_macs(network, frames) if macs else {}))
             for label, network in networks.items()}
 
 
@@ -115,7 +131,9 @@ def published_complexity(resolution, repeats):
     measured = complexity(PUBLISHED, resolution, repeats)
     teacher, mini = measured['teacher'], measured['mini']
     return dict(measured, params_ratio=round(mini['params'] / teacher['params'], 4),
-                speedup=round(teacher['ms_per_frame'] / mini['ms_per_frame'], 3), resolution=resolution)
+                speedup=round(teacher['ms_per_frame'] / mini['ms_per_frame'], 3),
+                speedup_eager_ops=round(teacher['ms_per_frame_eager_ops'] / mini['ms_per_frame_eager_ops'], 3),
+                resolution=resolution)
 
 
 def demo_run_options(opt, name, data, iters, val_points, seed=None):
@@ -364,7 +382,7 @@ def main(argv=None):
         if not args.complexity_only and not osp.isfile(osp.join(args.data, 'meta_info_val.txt')):
             raise OptionError(f'--data: no demo data in {args.data}; build it with: python tools/make_demo_data.py '
                               f'--out {args.data}')
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use (taskset, slurm)
         result = {} if args.complexity_only else workflow(args, preset)
     except OptionError as error:
         sys.exit(f'error: {error}')

@@ -23,7 +23,8 @@ class STMFNetMini(STMFNet):
                  kernel_size=5,
                  dilation=1,
                  use_flow=False,
-                 pad_multiple=128):
+                 pad_multiple=128,
+                 fused_ops=True):
         super().__init__(
             feature_channels=feature_channels,
             kernel_channels=kernel_channels,
@@ -33,4 +34,5 @@ class STMFNetMini(STMFNet):
             kernel_size=kernel_size,
             dilation=dilation,
             use_flow=use_flow,
-            pad_multiple=pad_multiple)
+            pad_multiple=pad_multiple,
+            fused_ops=fused_ops)

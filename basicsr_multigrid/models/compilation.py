@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from basicsr_multigrid.utils.cpu_compiler import cpu_compiler_problem
 from basicsr_multigrid.utils.errors import OptionError
 
 COMPILE_KEYS = ('mode', 'dynamic')
@@ -40,12 +41,10 @@ def _check_compiler(device_type):
         if importlib.util.find_spec('triton') is None:
             raise OptionError('train.compile: needs triton on CUDA (pip install triton); set train.compile: false')
         return
-    from torch._inductor import cpp_builder
-    try:
-        cpp_builder.get_cpp_compiler()
-    except Exception as error:  # noqa: BLE001  (inductor raises its own InvalidCxxCompiler)
-        raise OptionError(f'train.compile: no C++ compiler for torch.compile on CPU ({str(error).splitlines()[0]}); '
-                          'install g++ or set train.compile: false') from None
+    problem = cpu_compiler_problem()
+    if problem:
+        raise OptionError(f'train.compile: no C++ compiler for torch.compile on CPU ({problem}); '
+                          'install g++ or set train.compile: false')
 
 
 def compile_network(network, options):

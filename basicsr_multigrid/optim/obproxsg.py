@@ -18,14 +18,23 @@ It minimises f(x) + lambda * R(x) in two phases:
   zeroed when its step would leave the half-space {y: <y, x_c> > eps * ||x_c||^2}. Zero channels are what
   `tools/prune_widths.py` removes. Other parameter groups get no regulariser in this mode.
 
-Why sqrt(p_c) (Yuan & Lin's group-lasso weight): a channel of p entries of typical size s has norm s * sqrt(p),
-and the loss gradient over it grows like sqrt(p) too; with the weight, the proximal step removes a channel when
-its norm is below lr * lambda * sqrt(p), i.e. when its entries are below about lr * lambda, whatever the layer's
-fan-in or the network's widths. So one lambda means the same for a 3x3x16 and a 3x3x512 layer, and for a CPU
-network at 1/4 of the published widths and the published one. sqrt(p) * ||x_c|| is also about 1.25 x
-||x_c||_1 for Gaussian-like entries, so lambda is comparable to an element-L1 lambda. lambda is defined against
-a mean-reduced loss (training checks that the losses of a channel-sparse run are not sum-reduced: a summed loss
-would multiply the gradient, and so divide lambda's effect, by the number of pixels in a batch).
+Lambda per channel, `lambda_scale`:
+
+- `unit_rms` (default): lambda_c = lambda * sqrt(p_c) * r_u, with r_u the RMS of the unit's entries when the run
+  starts (saved with the optimizer state, so a resumed run keeps it). A channel of p entries of typical size s has
+  norm s * sqrt(p), so a proximal step (gradients aside) shrinks it by lr * lambda * r_u per entry: after steps
+  summing to L = sum of lr, the channels whose entries are below L * lambda times their unit's typical size are
+  gone. lambda is thus a relative rate, the same for a 3x3x16 and a 3x3x512 layer (sqrt(p)) and for layers whose
+  weights are at different scales (r_u: a trained network keeps roughly the scale of its fan-in initialisation),
+  so one value means the same at every layer, for a CPU network at 1/4 of the published widths and for the
+  published one. Measured why it is needed: with `none` the CPU-scale teacher's units have per-entry RMS 0.040 to
+  0.092, so any lambda that removes anything removes whole units in the order of their initial scale.
+- `none`: lambda_c = lambda * sqrt(p_c) (Yuan & Lin's group-lasso weight alone): a channel goes when its entries
+  are below about L * lambda in absolute terms.
+
+lambda is defined against a mean-reduced loss (training checks that the losses of a channel-sparse run are not
+sum-reduced: a summed loss would multiply the gradient, and so divide lambda's effect, by the number of pixels in
+a batch).
 
 The reference counts phases in epochs (Np = epochs / 10); here `prox_iters` counts optimizer steps, which is
 what BasicSR option files count.
@@ -36,26 +45,33 @@ from basicsr_multigrid.optim import OPTIMIZER_REGISTRY
 from basicsr_multigrid.utils.channel_units import layer_units, per_channel_sums
 
 SPARSITY_MODES = ('element', 'channel')
+LAMBDA_SCALES = ('unit_rms', 'none')
 
 
 @OPTIMIZER_REGISTRY.register()
 class OBProxSG(torch.optim.Optimizer):
 
-    def __init__(self, params, lr, lambda_=1e-4, epsilon=1e-4, prox_iters=0, sparsity='element', weight_decay=0):
+    def __init__(self, params, lr, lambda_=1e-4, epsilon=1e-4, prox_iters=0, sparsity='element', weight_decay=0,
+                 lambda_scale='unit_rms'):
         if lr <= 0 or lambda_ < 0 or epsilon < 0 or prox_iters < 0:
             raise ValueError(f'OBProxSG: need lr > 0, lambda_ >= 0, epsilon >= 0, prox_iters >= 0; got lr={lr}, '
                              f'lambda_={lambda_}, epsilon={epsilon}, prox_iters={prox_iters}')
         if sparsity not in SPARSITY_MODES:
             raise ValueError(f'OBProxSG: sparsity {sparsity!r} is not one of {", ".join(SPARSITY_MODES)}')
+        if lambda_scale not in LAMBDA_SCALES:
+            raise ValueError(f'OBProxSG: lambda_scale {lambda_scale!r} is not one of {", ".join(LAMBDA_SCALES)}')
         if weight_decay:
             raise ValueError('OBProxSG: weight_decay is not supported (the L1 term is the regulariser)')
-        defaults = dict(lr=lr, lambda_=lambda_, epsilon=epsilon, channel_dims=None, channel_offsets=None, unit=None)
+        # unit_rms: a channel unit's r_u, set at its first step; a group key, so state_dict() carries it
+        defaults = dict(lr=lr, lambda_=lambda_, epsilon=epsilon, channel_dims=None, channel_offsets=None, unit=None,
+                        unit_rms=None)
         super().__init__(params, defaults)
         if sparsity == 'channel' and all(group['channel_dims'] is None for group in self.param_groups):
             raise ValueError('OBProxSG: sparsity channel needs channel-unit parameter groups (channel_dims; see '
                              'channel_sparsity_param_groups); none of these is one')
         self.prox_iters = prox_iters
         self.sparsity = sparsity
+        self.lambda_scale = lambda_scale
         self.step_count = 0  # decides the phase; saved in the state dict so a resumed run keeps its phase
         self._channel_sizes = {}  # group index -> entries per channel (shapes never change)
 
@@ -81,7 +97,7 @@ class OBProxSG(torch.optim.Optimizer):
             if self._regularised(group) and self.sparsity == 'channel':
                 if all(param.grad is None for param in group['params']):
                     continue  # frozen (e.g. a flow network before train.fix_flow): no step, no shrinkage
-                unit = ChannelUnit(group, self._channel_sizes.get(index))
+                unit = ChannelUnit(group, self._channel_sizes.get(index), self.lambda_scale == 'unit_rms')
                 self._channel_sizes[index] = unit.sizes
                 if prox_phase:
                     unit.prox_step()
@@ -135,13 +151,21 @@ class ChannelUnit:
     """One channel unit (a parameter group with `channel_dims` and `channel_offsets`): its tensors share the
     channel index space of one width; R(x) = sum_c sqrt(p_c) * ||x_c||_2 over it."""
 
-    def __init__(self, group, sizes=None):
+    def __init__(self, group, sizes=None, relative=True):
         self.group = group
         self.layout = [(param, dim, offset, param.shape[dim]) for param, dim, offset in
                        zip(group['params'], group['channel_dims'], group['channel_offsets'])]
         self.width = max(offset + count for _, _, offset, count in self.layout)
         self.sizes = self._per_channel([torch.ones_like(p) for p, *_ in self.layout]) if sizes is None else sizes
-        self.lambdas = group['lambda_'] * self.sizes.sqrt()
+        self.lambdas = group['lambda_'] * self.sizes.sqrt() * (self._unit_rms() if relative else 1.0)
+
+    def _unit_rms(self):
+        """r_u: the RMS of the unit's entries at its first step, kept in the group from then on."""
+        if self.group['unit_rms'] is None:
+            params = [param for param, *_ in self.layout]
+            squares = sum(float(p.double().pow(2).sum()) for p in params)
+            self.group['unit_rms'] = (squares / sum(p.numel() for p in params)) ** 0.5
+        return self.group['unit_rms']
 
     def _per_channel(self, tensors):
         """Sum over each channel's entries, across the unit's tensors: a vector of the width."""

@@ -27,6 +27,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from basicsr_multigrid.archs.ops.op_macs import record
+
 
 def adacof_padding(kernel_size, dilation=1):
     """(left, right, top, bottom) replicate padding that makes the AdaCoF output as large as the unpadded image.
@@ -97,29 +99,31 @@ def adacof(input, weight, alpha, beta, dilation=1):
     Returns:
         (B, C, H, W) tensor; differentiable w.r.t. input, weight, alpha and beta.
 
-    Memory: the four corner gathers are (B, C, F*F, H, W) each, i.e. ~4*F*F times the output size.
+    Cost: each corner is one gather of (B, C, F*F, H, W) values, weighted and summed over the taps at once; the
+    bilinear weights are folded into the tap weights at (B, F*F, H, W), without the channel factor.
     """
     kernel_size = _kernel_size(weight)
     _check_shapes(input, weight, alpha, beta, kernel_size, dilation)
     batch, channels, padded_h, padded_w = input.shape
-    height, width = weight.shape[2:]
+    record('adacof', weight.numel() * (4 * channels + 4))
 
-    origin_rows, origin_cols = _tap_origins(kernel_size, dilation, height, width, input.device)
+    origin_rows, origin_cols = _tap_origins(kernel_size, dilation, *weight.shape[2:], input.device)
     row_shift, frac_row = _split_offset(alpha)
     col_shift, frac_col = _split_offset(beta)
     top = origin_rows + row_shift  # (B, F*F, H, W), in padded coordinates
     left = origin_cols + col_shift
     # The kernel clamps each corner on its own (not the interpolation point), so clamp after adding +1.
-    rows = (top.clamp(0, padded_h - 1), (top + 1).clamp(0, padded_h - 1))
+    row_starts = (top.clamp(0, padded_h - 1) * padded_w, (top + 1).clamp(0, padded_h - 1) * padded_w)
     cols = (left.clamp(0, padded_w - 1), (left + 1).clamp(0, padded_w - 1))
+    weight_left, weight_right = weight * (1 - frac_col), weight * frac_col
+    corners = (((0, 0), (1 - frac_row) * weight_left), ((1, 0), frac_row * weight_left),
+               ((0, 1), (1 - frac_row) * weight_right), ((1, 1), frac_row * weight_right))
 
     flat = input.reshape(batch, channels, padded_h * padded_w)
-
-    def corner(row, col):
-        index = (row * padded_w + col).view(batch, 1, -1).expand(-1, channels, -1)
-        return flat.gather(2, index).view(batch, channels, kernel_size * kernel_size, height, width)
-
-    fa, fb = frac_row.unsqueeze(1), frac_col.unsqueeze(1)  # broadcast over channels
-    sampled = ((1 - fa) * (1 - fb) * corner(rows[0], cols[0]) + fa * (1 - fb) * corner(rows[1], cols[0])
-               + (1 - fa) * fb * corner(rows[0], cols[1]) + fa * fb * corner(rows[1], cols[1]))
-    return (weight.unsqueeze(1) * sampled).sum(dim=2)
+    output = None
+    for (row, col), corner_weight in corners:
+        index = (row_starts[row] + cols[col]).view(batch, 1, -1).expand(-1, channels, -1)
+        values = flat.gather(2, index).view(batch, channels, *corner_weight.shape[1:])
+        term = (values * corner_weight.unsqueeze(1)).sum(dim=2)
+        output = term if output is None else output + term
+    return output

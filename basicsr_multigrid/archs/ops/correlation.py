@@ -11,6 +11,8 @@ in the 1/C mean). PWC-Net: m = 4, s = 1 -> 81 channels; it applies LeakyReLU(0.1
 import torch
 import torch.nn.functional as F
 
+from basicsr_multigrid.archs.ops.op_macs import record
+
 
 def _displacements(max_displacement, stride):
     if max_displacement < 0 or stride < 1 or max_displacement % stride:
@@ -33,6 +35,7 @@ def correlation(first, second, max_displacement=4, stride=1, method='shift'):
     """
     _check_inputs(first, second)
     shifts = _displacements(max_displacement, stride)
+    record('correlation', first.numel() * len(shifts) ** 2)
     padded = F.pad(second, [max_displacement] * 4)  # zeros: partners outside the frame contribute 0
     if method == 'shift':
         return _correlation_by_shifts(first, padded, shifts, max_displacement)

@@ -25,6 +25,8 @@ is not deterministic, as with the original's ``atomicAdd``.
 """
 import torch
 
+from basicsr_multigrid.archs.ops.op_macs import record
+
 MODES = ('summation', 'average', 'linear', 'softmax')
 
 
@@ -61,6 +63,7 @@ def splat_sum(input, flow):
         raise ValueError(f'input {tuple(input.shape)} and flow {tuple(flow.shape)} must share batch and size')
     batch, channels, height, width = input.shape
     pixels = height * width
+    record('softsplat', 4 * input.numel())
     # One flat (B*H*W, C) table so a single index_add_ per corner scatters every batch element at once.
     source = input.reshape(batch, channels, pixels).transpose(1, 2)          # (B, H*W, C)
     batch_offset = (torch.arange(batch, device=input.device) * pixels).view(-1, 1)
