@@ -26,7 +26,8 @@ the conv / linear layers, plus `macs_ops`, the AdaCoF / softsplat / correlation 
 basicsr_multigrid/archs/ops/op_macs.py) and `ms_per_frame` (median of --repeats eval-mode forward passes on the
 CPU, the networks taking turns so that both see the same machine load; the warping ops run fused, see
 archs/ops/fused.py, and the untimed warm-up pass compiles them), next to `ms_per_frame_eager_ops` (the same with
-`fused_ops: false`) and both speed ratios of the published pair.
+`fused_ops: false`), `fused_max_abs_diff` (largest difference between the two outputs) and both speed ratios of
+the published pair.
 """
 import argparse
 import copy
@@ -119,12 +120,21 @@ def complexity(network_opts, resolution, repeats, macs=True):
     for network in fusing.values():
         network.fused_ops = False
     eager_speed = time_forward(fusing, frames, repeats) if fusing else {}
+    eager_frames = {label: forward(network, frames) for label, network in fusing.items()}
     for network in fusing.values():
         network.fused_ops = True
+    fused_error = {label: float((forward(fusing[label], frames) - frame).abs().max())
+                   for label, frame in eager_frames.items()}
     return {label: dict(params=count_params(network), ms_per_frame=round(speed[label], 2),
-                        **({'ms_per_frame_eager_ops': round(eager_speed[label], 2)} if label in eager_speed else {}),
+                        **({'ms_per_frame_eager_ops': round(eager_speed[label], 2),
+                            'fused_max_abs_diff': fused_error[label]} if label in fusing else {}),
                         **(count_macs(network, frames) if macs else {}))
             for label, network in networks.items()}
+
+
+def forward(network, frames):
+    with torch.no_grad():
+        return network(frames)
 
 
 def published_complexity(resolution, repeats):
