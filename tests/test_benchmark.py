@@ -1,6 +1,7 @@
 """tools/benchmark_multigrid.py: a real (tiny) side-by-side run, a tuned and seeded one reported on the test split,
 the JSON schema, the speedup arithmetic, the plot; tools/benchmark_kd.py: its complexity measurement."""
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -8,8 +9,9 @@ import sys
 from os import path as osp
 
 import pytest
+import torch
 
-from tests.conftest import REPO_ROOT, TINY_WIDTHS, demo_options, write_options
+from tests.conftest import REPO_ROOT, TINY_WIDTHS, demo_options, recorded, write_options
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import benchmark_multigrid  # noqa: E402
@@ -208,6 +210,76 @@ def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_r
     printed = capsys.readouterr().out
     assert 'teacher: reusing the finished run' in printed and 'sparse: reusing the finished run' in printed
     assert 'student seed 0: reusing the finished run' in printed and ': training ' not in printed
+
+
+@pytest.mark.slow
+def test_benchmark_kd_vsr_distils_a_half_width_student_with_and_without_multigrid(demo_data, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """--preset vsr-cpu at tiny widths and iterations: the teacher trains once, four students train at the
+    student's width, the teacher's PSNR is what its own run measured, and a second invocation trains nothing."""
+    import benchmark_kd
+    original = benchmark_kd.vsr_run_options
+
+    def tiny_runs(opt, name, data, val_points, seed=None):
+        opt = copy.deepcopy(opt)
+        teacher_feat, student_feat = 8, 4
+        opt['network_g']['num_feat'] = teacher_feat if name == 'kd_vsr_teacher' else student_feat
+        for network in ('network_g', 'network_t'):
+            if network in opt:
+                opt[network]['num_block'] = 1
+        if 'network_t' in opt:
+            opt['network_t']['num_feat'] = teacher_feat
+        opt['datasets']['train'].update(num_frame=4, gt_size=64, batch_size_per_gpu=1, num_worker_per_gpu=0)
+        opt['train'].update(total_iter=4, hooks=[])
+        opt['train']['scheduler']['periods'] = [4]
+        if 'multigrid' in opt['train']:
+            opt['train']['multigrid']['spatial_sizes'] = [8, 16]
+        return original(opt, name, data, val_points, seed)
+
+    monkeypatch.setattr(benchmark_kd, 'vsr_run_options', tiny_runs)
+    out, png, work = tmp_path / 'kd-vsr.json', tmp_path / 'kd-vsr.png', tmp_path / 'work'
+    args = ['--preset', 'vsr-cpu', '--out', str(out), '--plot', str(png), '--data', demo_data, '--work-dir', str(work)]
+    benchmark_kd.main(args)
+    result = json.loads(out.read_text())
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+    assert 'published' not in result and 'targets_met' not in result
+    experiments = work / 'experiments'
+    # the teacher the students distilled from is the one trained here: the KD run's validation of it equals the
+    # teacher run's own last validation on both splits
+    teacher_final = {r['dataset']: r['psnr'] for r in recorded(work, 'kd_vsr_teacher').validations}  # last wins
+    assert result['teacher']['psnr'] == {'val': pytest.approx(teacher_final['demo_val'], abs=1e-4),
+                                         'test': pytest.approx(teacher_final['demo_val_test'], abs=1e-4)}
+    for label in ('student', 'student_no_kd', 'student_multigrid', 'student_no_kd_multigrid'):
+        weights = torch.load(experiments / f'kd_vsr_{label}_seed0' / 'models' / 'net_g_latest.pth',
+                             weights_only=True)['params']
+        assert weights['fusion.weight'].shape[:2] == (4, 8), label  # every student trained at the student's width
+        phases = {r['phase'] for r in recorded(work, f'kd_vsr_{label}_seed0').iterations}
+        assert (len(phases) > 1) == ('multigrid' in label), label
+        losses = set(recorded(work, f'kd_vsr_{label}_seed0').iterations[0])
+        assert ('l_distill' in losses) == ('no_kd' not in label), label
+    for suffix in ('', '_multigrid'):
+        kd, no_kd = result[f'student{suffix}']['psnr_per_seed'], result[f'student_no_kd{suffix}']['psnr_per_seed']
+        assert result[f'kd_gain_db{suffix}'] == {split: [pytest.approx(kd[split][0] - no_kd[split][0], abs=1e-3)]
+                                                 for split in ('test', 'val')}
+    capsys.readouterr()
+    benchmark_kd.main(args)
+    printed = capsys.readouterr().out
+    assert 'teacher: reusing the finished run' in printed and ': training ' not in printed
+
+
+def test_benchmark_kd_vsr_options_are_checked(demo_data, tmp_path):
+    import benchmark_kd
+    out = tmp_path / 'kd.json'
+    for extra, message in ((['--teacher-weights', 'x.pth'], '--teacher-weights: only the vsr-cpu preset'),
+                           (['--preset', 'vsr-cpu', '--student-iters', '3'], '--student-iters: the vsr-cpu preset'),
+                           (['--preset', 'vsr-cpu', '--complexity-only'], '--complexity-only: measures the published')):
+        with pytest.raises(SystemExit) as stop:
+            benchmark_kd.main(['--out', str(out), *extra])
+        assert message in str(stop.value) and not out.exists()
+    with pytest.raises(SystemExit) as stop:
+        benchmark_kd.main(['--out', str(out), '--preset', 'vsr-cpu', '--teacher-weights', str(tmp_path / 'no.pth'),
+                           '--data', demo_data, '--work-dir', str(tmp_path / 'work')])
+    assert '--teacher-weights' in str(stop.value) and 'no.pth' in str(stop.value) and not out.exists()
 
 
 @pytest.mark.slow

@@ -15,6 +15,14 @@ validated on the held-out clips), with the CPU-scale ST-MFNet family of options/
    `student_no_kd`) and from the sparse network's surviving channels (`student_pruned_init`,
    `student_no_kd_pruned_init`).
 
+`--preset vsr-cpu` distils for video super-resolution instead, on the demo videos (validated on the val and
+test clips): the demo BasicVSR (train_BasicVSR_demo.yml; or --teacher-weights) teaches a half-width student,
+with a fixed shape (train_BasicVSR_KD_demo.yml) and on the multigrid schedule
+(train_BasicVSR_multigrid_KD_demo.yml), each against the same student trained by the demo file without a
+teacher, for --seeds seeds; `kd_gain_db` / `kd_gain_db_multigrid`: distilled minus no-KD PSNR per split and seed.
+
+    python tools/benchmark_kd.py --preset vsr-cpu --out kd-vsr.json --plot kd-vsr.png
+
 A finished run in --work-dir with the same options is reused (and the output says so): the teacher and the
 sparse run always, the students when neither the teacher nor the sparse run had to be trained again (their
 initial weights and teacher come from those runs), so an interrupted invocation continues where it stopped.
@@ -64,6 +72,16 @@ DEMO_OPTIONS = {
 PRESETS = {  # iterations of each run; every run validates at val_points evenly spaced iterations
     # not yet calibrated against the 90-minute budget on 2 cores (estimated from the earlier full-width runs)
     'cpu': {'teacher_iters': 1200, 'sparse_iters': 200, 'student_iters': 400, 'seeds': 2, 'val_points': 6},
+    # VSR: each run trains its option file's own total_iter (the teacher and fixed-shape students 400, the multigrid
+    # students 460)
+    'vsr-cpu': {'workflow': 'vsr', 'seeds': 1, 'val_points': 8},
+}
+VSR_OPTIONS = {  # --preset vsr-cpu: the demo BasicVSR teaches a half-width student, fixed shape and multigrid
+    'teacher': 'options/train/demo/train_BasicVSR_demo.yml',
+    'student': 'options/train/demo/train_BasicVSR_KD_demo.yml',
+    'student_no_kd': 'options/train/demo/train_BasicVSR_demo.yml',  # with the student's network_g
+    'student_multigrid': 'options/train/demo/train_BasicVSR_multigrid_KD_demo.yml',
+    'student_no_kd_multigrid': 'options/train/demo/train_BasicVSR_multigrid_demo.yml',
 }
 PUBLISHED = {'teacher': {'type': 'STMFNet'}, 'mini': {'type': 'STMFNetMini'}}
 SINGLE_PROCESS_IRRELEVANT = ('find_unused_parameters', )  # DDP-only: a run that differs only here is the same run
@@ -177,7 +195,7 @@ class Workflow:
         return osp.join(self.work_dir, 'experiments', name, 'models', 'net_g_latest.pth')
 
     def run(self, label, opt, reuse=False):
-        """Train `opt` (or, with `reuse`, read a finished run with the same options); returns its results."""
+        """Train `opt` (or, with `reuse`, find a finished run with the same options); returns its experiment root."""
         root = osp.join(self.work_dir, 'experiments', opt['name'])
         if reuse and finished_with(root, opt, osp.join(self.work_dir, f"{opt['name']}.yml")):
             print(f'{label}: reusing the finished run {root} (same options)', flush=True)
@@ -187,19 +205,19 @@ class Workflow:
             root = train_in_subprocess(opt, self.work_dir, osp.join(self.work_dir, f"{opt['name']}.log"))
             print(f'{label}: done in {time.time() - started:.0f} s', flush=True)
             self.trained.append(label)
-        return run_results(root)
+        return root
 
     def teacher(self):
         opt = demo_run_options(self.options['teacher'], 'kd_bench_teacher', self.data, self.preset['teacher_iters'],
                                self.preset['val_points'])
-        return opt, self.run('teacher', opt, reuse=True)
+        return opt, run_results(self.run('teacher', opt, reuse=True))
 
     def sparse(self, teacher_opt):
         opt = demo_run_options(self.options['sparse'], 'kd_bench_sparse', self.data, self.preset['sparse_iters'],
                                self.preset['val_points'])
         opt['network_g'] = copy.deepcopy(teacher_opt['network_g'])
         opt['path']['pretrain_network_g'] = self.weights(teacher_opt['name'])
-        return opt, self.run('sparse', opt, reuse=True)
+        return opt, run_results(self.run('sparse', opt, reuse=True))
 
     def students(self, teacher_opt, student_network, seeds, init_weights=None):
         """{label: [results per seed]} of the distilled student and the no-KD student at the read-off widths,
@@ -216,7 +234,7 @@ class Workflow:
                 if label == 'student':
                     opt['network_t'] = copy.deepcopy(teacher_opt['network_g'])
                     opt['path']['pretrain_network_t'] = self.weights(teacher_opt['name'])
-                runs[label].append(self.run(f'{label}{init} seed {seed}', opt, reuse))
+                runs[label].append(run_results(self.run(f'{label}{init} seed {seed}', opt, reuse)))
         return runs
 
 
@@ -329,6 +347,140 @@ def workflow(args, preset):
     return result
 
 
+VSR_STUDENTS = ('student', 'student_no_kd', 'student_multigrid', 'student_no_kd_multigrid')
+
+
+def vsr_run_options(opt, name, data, val_points, seed=None):
+    """A shipped VSR demo option file pointed at `data` (validating its test split too, when it has one), with the
+    multigrid benchmark's logging: validation at `val_points` evenly spaced iterations of its own total_iter."""
+    import benchmark_multigrid
+    opt = benchmark_multigrid.prepare_run(opt, name, val_points)
+    benchmark_multigrid.use_data(opt, data)
+    benchmark_multigrid.with_test_split(opt)
+    if seed is not None:
+        opt['manual_seed'] = seed
+    return opt
+
+
+def vsr_student_network(options, label):
+    """The no-KD students train the distilled student's network_g; the others their own file's."""
+    return options['student' if label.startswith('student_no_kd') else label]['network_g']
+
+
+def vsr_student_options(options, label, teacher_weights):
+    opt = copy.deepcopy(options[label])
+    opt['network_g'] = copy.deepcopy(vsr_student_network(options, label))
+    if not label.startswith('student_no_kd'):
+        opt['path']['pretrain_network_t'] = teacher_weights
+    return opt
+
+
+def teacher_scores(experiment_root, opt):
+    """{split: PSNR} of the teacher as a distillation run validated it once (`<val set name>_teacher`)."""
+    names = {'val': opt['datasets']['val']['name'], 'test': (opt['datasets'].get('val_2') or {}).get('name')}
+    records = {r['dataset']: r['psnr'] for r in read_run(experiment_root).validations}
+    return {split: round(records[f'{name}_teacher'], 4) for split, name in names.items()
+            if f'{name}_teacher' in records}
+
+
+def vsr_seed_summary(summaries, network_opt):
+    """The runs of one student over seeds (benchmark_multigrid.summarize_run each): mean test / val PSNR,
+    per-seed values, wall time and test curves ([wall_s, iter, psnr])."""
+    splits = [split for split in ('test', 'val') if all(split in run['splits'] for run in summaries)]
+    per_seed = {split: [round(run['splits'][split]['final_psnr'], 4) for run in summaries] for split in splits}
+    return {'params': count_params(build_network(network_opt)), 'network': network_opt,
+            'psnr': {split: round(statistics.mean(values), 4) for split, values in per_seed.items()},
+            'psnr_per_seed': per_seed, 'wall_s': [round(run['wall_s'], 1) for run in summaries],
+            'iters': summaries[0]['iters'], 'curves': [run['splits'][splits[0]]['curve'] for run in summaries]}
+
+
+def vsr_workflow(args, preset):
+    """The demo BasicVSR (trained here, or --teacher-weights) distilled into a half-width student, with and
+    without a multigrid schedule, against the same students trained without a teacher, for each seed."""
+    import benchmark_multigrid
+    options = {label: load_options(path) for label, path in VSR_OPTIONS.items()}
+    data, work_dir = osp.abspath(args.data), osp.abspath(args.work_dir)
+    os.makedirs(work_dir, exist_ok=True)
+    steps = Workflow(options, data, preset, work_dir)
+    teacher = {'params': count_params(build_network(options['teacher']['network_g']))}
+    if args.teacher_weights:
+        teacher_weights = osp.abspath(args.teacher_weights)
+        read_weights(teacher_weights, 'params', '--teacher-weights')  # one line when missing or unreadable
+    else:
+        teacher_opt = vsr_run_options(options['teacher'], 'kd_vsr_teacher', data, preset['val_points'])
+        root = steps.run('teacher', teacher_opt, reuse=True)
+        teacher_weights = steps.weights(teacher_opt['name'])
+        teacher['curve'] = benchmark_multigrid.summarize_run(root, 'teacher', teacher_opt)['curve']
+    teacher['weights'] = teacher_weights
+    reuse = 'teacher' not in steps.trained
+    summaries = {label: [] for label in VSR_STUDENTS}
+    for seed in range(preset['seeds']):
+        for label in VSR_STUDENTS:
+            opt = vsr_run_options(vsr_student_options(options, label, teacher_weights), f'kd_vsr_{label}_seed{seed}',
+                                  data, preset['val_points'], seed)
+            root = steps.run(f'{label} seed {seed}', opt, reuse)
+            summaries[label].append(benchmark_multigrid.summarize_run(root, label, opt))
+            if label == 'student' and seed == 0:
+                teacher['psnr'] = teacher_scores(root, opt)
+    result = {'task': 'vsr', 'teacher': teacher, 'seeds': preset['seeds'],
+              'bicubic': benchmark_multigrid.bicubic_psnrs(opt)}
+    for label in VSR_STUDENTS:
+        result[label] = vsr_seed_summary(summaries[label], vsr_student_network(options, label))
+    for suffix in ('', '_multigrid'):
+        kd, no_kd = result[f'student{suffix}']['psnr_per_seed'], result[f'student_no_kd{suffix}']['psnr_per_seed']
+        result[f'kd_gain_db{suffix}'] = {split: [round(a - b, 4) for a, b in zip(kd[split], no_kd[split])]
+                                         for split in kd}
+    return result
+
+
+def vsr_plot(result, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, colour, name in (('student', 'tab:blue', 'distilled, fixed shape'),
+                                ('student_no_kd', 'tab:orange', 'no teacher, fixed shape'),
+                                ('student_multigrid', 'tab:green', 'distilled, multigrid'),
+                                ('student_no_kd_multigrid', 'tab:red', 'no teacher, multigrid')):
+        for seed, curve in enumerate(result[label]['curves']):
+            wall, _, psnrs = zip(*curve)
+            ax.plot(wall, psnrs, marker='o', markersize=3, color=colour, alpha=1.0 if seed == 0 else 0.5,
+                    label=f"{name} ({result[label]['params']:,} params, seed {seed})")
+    split = 'test' if 'test' in result['teacher'].get('psnr', {}) else 'val'
+    if split in result['teacher'].get('psnr', {}):
+        ax.axhline(result['teacher']['psnr'][split], color='black', label=f"teacher ({result['teacher']['params']:,} "
+                                                                          'params)')
+    if split in result['bicubic']:
+        ax.axhline(result['bicubic'][split], color='grey', linestyle='--', label='bicubic')
+    ax.set_xlabel('wall-clock seconds (each run)')
+    ax.set_ylabel(f'PSNR on the {split} clips (dB)')
+    gains = ', '.join(f"{g:+.3f}" for g in result['kd_gain_db'].get(split, []))
+    mg_gains = ', '.join(f"{g:+.3f}" for g in result['kd_gain_db_multigrid'].get(split, []))
+    ax.set_title(f"BasicVSR -> half-width student on {result['machine']} ({result['date']}); KD gain on {split}: "
+                 f"fixed {gains}, multigrid {mg_gains} dB", fontsize=9)
+    ax.legend(fontsize=8, loc='lower right')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def vsr_summary_table(result):
+    rows = ['| | params | iterations | wall s (per seed) | test PSNR (dB) | val PSNR (dB) |',
+            '|---|---|---|---|---|---|']
+    teacher = result['teacher']
+    rows.append(f"| teacher | {teacher['params']:,} | | | {teacher.get('psnr', {}).get('test', '')} | "
+                f"{teacher.get('psnr', {}).get('val', '')} |")
+    for label in VSR_STUDENTS:
+        run = result[label]
+        per_seed, walls = run['psnr_per_seed'], ' / '.join(f'{w:.0f}' for w in run['wall_s'])
+        rows.append(f"| {label} | {run['params']:,} | {run['iters']} | {walls} | "
+                    f"{' / '.join(f'{p:.3f}' for p in per_seed.get('test', []))} | "
+                    f"{' / '.join(f'{p:.3f}' for p in per_seed.get('val', []))} |")
+    bicubic = result['bicubic']
+    rows.append(f"| bicubic | | | | {bicubic.get('test', '')} | {bicubic.get('val', '')} |")
+    return '\n'.join(rows)
+
+
 def plot(result, path):
     import matplotlib
     matplotlib.use('Agg')
@@ -365,6 +517,7 @@ def parse_args(argv):
     parser.add_argument('--sparse-iters', type=int, help="override the preset's sparse-run iterations")
     parser.add_argument('--student-iters', type=int, help="override the preset's student iterations")
     parser.add_argument('--seeds', type=int, help="override the preset's number of student seeds")
+    parser.add_argument('--teacher-weights', help='vsr-cpu: distil from these weights instead of training the teacher')
     parser.add_argument('--data', default='datasets/demo', help='demo data (built by tools/make_demo_data.py)')
     parser.add_argument('--resolution', type=int, default=256, help='frame size of the published pair measurement')
     parser.add_argument('--demo-resolution', type=int, default=256, help='frame size of the CPU family measurement')
@@ -376,8 +529,14 @@ def parse_args(argv):
 
 def preset_of(args):
     preset = dict(PRESETS[args.preset])
+    vsr = preset.get('workflow') == 'vsr'
+    if args.teacher_weights and not vsr:
+        raise OptionError(f'--teacher-weights: only the vsr-cpu preset takes a trained teacher, not {args.preset}')
     for key in ('teacher_iters', 'sparse_iters', 'student_iters', 'seeds'):
         value = getattr(args, key)
+        if value is not None and vsr and key != 'seeds':
+            raise OptionError(f"--{key.replace('_', '-')}: the {args.preset} preset trains each option file's own "
+                              'total_iter')
         if value is not None:
             if value < 1:
                 raise OptionError(f"--{key.replace('_', '-')}: must be >= 1, got {value}")
@@ -393,20 +552,29 @@ def main(argv=None):
             raise OptionError(f'--data: no demo data in {args.data}; build it with: python tools/make_demo_data.py '
                               f'--out {args.data}')
         torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use (taskset, slurm)
-        result = {} if args.complexity_only else workflow(args, preset)
+        vsr = preset.get('workflow') == 'vsr'
+        if vsr and args.complexity_only:
+            raise OptionError(f'--complexity-only: measures the published ST-MFNet pair, not the {args.preset} preset')
+        result = {} if args.complexity_only else (vsr_workflow if vsr else workflow)(args, preset)
     except OptionError as error:
         sys.exit(f'error: {error}')
-    result['published'] = published_complexity(args.resolution, args.repeats)
-    result.update(targets=TARGETS, targets_met=targets_met(result), machine=machine_name(),
-                  date=time.strftime('%Y-%m-%d'),
-                  settings=dict(resolution=args.resolution, repeats=args.repeats, threads=torch.get_num_threads(),
-                                **({} if args.complexity_only else dict(preset, preset=args.preset))))
+    settings = {'threads': torch.get_num_threads()}
+    if not args.complexity_only:
+        settings.update(preset, preset=args.preset)
+    if not vsr:  # the issue's targets are the frame-interpolation workflow's and the published pair's
+        result['published'] = published_complexity(args.resolution, args.repeats)
+        result.update(targets=TARGETS, targets_met=targets_met(result))
+        settings.update(resolution=args.resolution, repeats=args.repeats)
+    result.update(machine=machine_name(), date=time.strftime('%Y-%m-%d'), settings=settings)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=1)
         f.write('\n')
     if args.plot and not args.complexity_only:
-        plot(result, args.plot)
+        (vsr_plot if vsr else plot)(result, args.plot)
+    if vsr:
+        print(vsr_summary_table(result))
+        return
     print(json.dumps({k: result[k] for k in ('published', 'targets_met')}, indent=1))
     if not args.complexity_only:
         print(summary_table(result))

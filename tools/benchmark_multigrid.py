@@ -48,8 +48,7 @@ PRESETS = {
         'baseline': 'options/train/demo/train_BasicVSR_demo.yml',
         'multigrid': ['options/train/demo/train_BasicVSR_multigrid_demo.yml'],
         'largebatch': 2,
-        'val_points': 8,
-        'total_iter': 400,
+        'val_points': 8,  # each file's own total_iter: the baseline 400, the multigrid schedule 460
     },
     # BasicVSR (64 channels, 10 blocks) on the demo data at the paper's patch sizes (LR 32 then 64), one CUDA GPU:
     # the REDS-free GPU check; on an H200 the baseline's 800 iterations took 4 minutes (host-bound, see README)
