@@ -368,9 +368,11 @@ def vsr_student_network(options, label):
 
 
 def vsr_student_options(options, label, teacher_weights):
+    """The distilled students learn from the teacher option file's network, loaded from `teacher_weights`."""
     opt = copy.deepcopy(options[label])
     opt['network_g'] = copy.deepcopy(vsr_student_network(options, label))
     if not label.startswith('student_no_kd'):
+        opt['network_t'] = copy.deepcopy(options['teacher']['network_g'])
         opt['path']['pretrain_network_t'] = teacher_weights
     return opt
 
@@ -423,7 +425,7 @@ def vsr_workflow(args, preset):
             if label == 'student' and seed == 0:
                 teacher['psnr'] = teacher_scores(root, opt)
     result = {'task': 'vsr', 'teacher': teacher, 'seeds': preset['seeds'],
-              'bicubic': benchmark_multigrid.bicubic_psnrs(opt)}
+              'bicubic': benchmark_multigrid.bicubic_psnrs(vsr_run_options(options['teacher'], 'bicubic', data, 1))}
     for label in VSR_STUDENTS:
         result[label] = vsr_seed_summary(summaries[label], vsr_student_network(options, label))
     for suffix in ('', '_multigrid'):
