@@ -238,7 +238,8 @@ def test_benchmark_kd_vsr_distils_a_half_width_student_with_and_without_multigri
 
     monkeypatch.setattr(benchmark_kd, 'vsr_run_options', tiny_runs)
     out, png, work = tmp_path / 'kd-vsr.json', tmp_path / 'kd-vsr.png', tmp_path / 'work'
-    args = ['--preset', 'vsr-cpu', '--out', str(out), '--plot', str(png), '--data', demo_data, '--work-dir', str(work)]
+    args = ['--preset', 'vsr-cpu', '--out', str(out), '--plot', str(png), '--data', demo_data, '--work-dir', str(work),
+            '--kd-variants', 'gate', 'feature']
     benchmark_kd.main(args)
     result = json.loads(out.read_text())
     assert png.read_bytes().startswith(PNG_SIGNATURE)
@@ -249,18 +250,28 @@ def test_benchmark_kd_vsr_distils_a_half_width_student_with_and_without_multigri
     teacher_final = {r['dataset']: r['psnr'] for r in recorded(work, 'kd_vsr_teacher').validations}  # last wins
     assert result['teacher']['psnr'] == {'val': pytest.approx(teacher_final['demo_val'], abs=1e-4),
                                          'test': pytest.approx(teacher_final['demo_val_test'], abs=1e-4)}
-    for label in ('student', 'student_no_kd', 'student_multigrid', 'student_no_kd_multigrid'):
+    for label in ('student', 'student_no_kd', 'student_multigrid', 'student_no_kd_multigrid', 'student_multigrid_gate',
+                  'student_multigrid_feature'):
         weights = torch.load(experiments / f'kd_vsr_{label}_seed0' / 'models' / 'net_g_latest.pth',
                              weights_only=True)['params']
         assert weights['fusion.weight'].shape[:2] == (4, 8), label  # every student trained at the student's width
         phases = {r['phase'] for r in recorded(work, f'kd_vsr_{label}_seed0').iterations}
         assert (len(phases) > 1) == ('multigrid' in label), label
-        losses = set(recorded(work, f'kd_vsr_{label}_seed0').iterations[0])
-        assert ('l_distill' in losses) == ('no_kd' not in label), label
+        iterations = recorded(work, f'kd_vsr_{label}_seed0').iterations
+        assert ('l_distill' in iterations[0]) == ('no_kd' not in label), label
+        # the variants train what they name: the gate logs the share of items it kept, the feature term is logged
+        # (and not zero) at every iteration
+        assert ('distill_kept' in iterations[0]) == label.endswith('_gate'), label
+        assert all(record.get('l_feature', 0) > 0 for record in iterations) == label.endswith('_feature'), label
     for suffix in ('', '_multigrid'):
         kd, no_kd = result[f'student{suffix}']['psnr_per_seed'], result[f'student_no_kd{suffix}']['psnr_per_seed']
         assert result[f'kd_gain_db{suffix}'] == {split: [pytest.approx(kd[split][0] - no_kd[split][0], abs=1e-3)]
                                                  for split in ('test', 'val')}
+    for variant in ('gate', 'feature'):
+        kd, no_kd = (result[label]['psnr_per_seed'] for label in (f'student_multigrid_{variant}',
+                                                                  'student_no_kd_multigrid'))
+        assert result[f'kd_gain_db_multigrid_{variant}'] == {
+            split: [pytest.approx(kd[split][0] - no_kd[split][0], abs=1e-3)] for split in ('test', 'val')}
     capsys.readouterr()
     benchmark_kd.main(args)
     printed = capsys.readouterr().out
@@ -272,7 +283,8 @@ def test_benchmark_kd_vsr_options_are_checked(demo_data, tmp_path):
     out = tmp_path / 'kd.json'
     for extra, message in ((['--teacher-weights', 'x.pth'], '--teacher-weights: only the vsr-cpu preset'),
                            (['--preset', 'vsr-cpu', '--student-iters', '3'], '--student-iters: the vsr-cpu preset'),
-                           (['--preset', 'vsr-cpu', '--complexity-only'], '--complexity-only: measures the published')):
+                           (['--preset', 'vsr-cpu', '--complexity-only'], '--complexity-only: measures the published'),
+                           (['--kd-variants', 'gate'], '--kd-variants: only the vsr-cpu preset')):
         with pytest.raises(SystemExit) as stop:
             benchmark_kd.main(['--out', str(out), *extra])
         assert message in str(stop.value) and not out.exists()

@@ -112,14 +112,57 @@ def test_feature_distillation_compares_attention_maps_of_any_widths():
     teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.Conv2d(16, 3, 1))
     distillation = FeatureDistillation({'type': 'L1Loss', 'loss_weight': 2.0, 'layers': {'0': '0'}}, student, teacher)
     frames = torch.rand(2, 3, 8, 8)
+    student(torch.rand(2, 3, 8, 8))  # before record(): a validation forward, not part of the loss
+    distillation.record()
     student(frames)
     with torch.no_grad():
         teacher(frames)
+    loss = distillation()  # stops recording: the forwards below are not recorded
     expected = 2.0 * (attention_map(student[0](frames)) - attention_map(teacher[0](frames))).abs().mean()
-    loss = distillation()
     assert loss.item() == pytest.approx(expected.item())
     loss.backward()
     assert student[0].weight.grad.abs().sum() > 0 and teacher[0].weight.grad is None
+
+
+class Recurrent(torch.nn.Module):
+    """A trunk applied once per frame, as BasicVSR's propagation does."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.trunk = torch.nn.Conv2d(3 + width, width, 3, padding=1)
+        self.width = width
+
+    def forward(self, clip):
+        state = clip.new_zeros(clip.shape[0], self.width, *clip.shape[-2:])
+        for frame in clip.unbind(1):
+            state = torch.relu(self.trunk(torch.cat((frame, state), dim=1)))
+        return state
+
+
+def test_feature_distillation_of_a_recurrent_layer_compares_every_call():
+    torch.manual_seed(0)
+    student, teacher = Recurrent(2), Recurrent(6)
+    distillation = FeatureDistillation({'type': 'MSELoss', 'layers': {'trunk': 'trunk'}}, student, teacher)
+    clip = torch.rand(1, 3, 3, 8, 8)
+    distillation.record()
+    student(clip)
+    with torch.no_grad():
+        teacher(clip)
+    assert [len(calls) for calls in distillation.calls[0]] == [3, 3]  # one call per frame, student and teacher
+    loss = distillation()
+    maps = []
+    for network in (student, teacher):
+        calls, state = [], clip.new_zeros(1, network.width, 8, 8)
+        for frame in clip.unbind(1):
+            output = network.trunk(torch.cat((frame, state), dim=1))  # what the hooked module returns
+            calls.append(attention_map(output))
+            state = torch.relu(output)
+        maps.append(calls)
+    expected = sum((s - t).pow(2).mean() for s, t in zip(*maps)) / 3  # the mean over the three frames' calls
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert distillation.calls == [([], [])]  # the loss consumed the recording; the forwards above added nothing
+    with pytest.raises(RuntimeError, match='nothing recorded for trunk / trunk; call record()'):
+        distillation()
 
 
 @pytest.mark.parametrize('options, message', [

@@ -1,10 +1,12 @@
 """The video models' own training rules, on in-memory networks: `train.flow_lr_mul` reaches the optimizer and
 `train.fix_flow` holds from whatever iteration a run starts at (a resumed run included), for the plain and the
-distilled video model."""
+distilled video model; the distillation step (gate, feature distillation of recurrent layers)."""
 import copy
 
 import pytest
 import torch
+
+from basicsr_multigrid.models.feature_distillation import FeatureDistillation
 
 OPTIONS = {'name': 'video_model', 'scale': 4, 'num_gpu': 0, 'is_train': True, 'dist': False, 'rank': 0,
            'world_size': 1, 'network_g': {'type': 'BasicVSR', 'num_feat': 4, 'num_block': 1, 'spynet_path': None},
@@ -121,6 +123,34 @@ def test_teacher_better_gate_distils_only_the_items_the_teacher_gets_right(tmp_p
     expected = kept_item.sum() if reduction == 'sum' else kept_item.mean() / 2
     assert model.log_dict['distill_kept'] == pytest.approx(0.5)
     assert model.log_dict['l_distill'] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_feature_distillation_in_a_training_step_compares_every_frame_and_skips_validation(tmp_path):
+    """The step records the trunks of both networks once per frame, the logged term is what FeatureDistillation
+    computes from those calls, and a validation forward between steps adds nothing to the next step's loss."""
+    layers = {'forward_trunk': 'forward_trunk'}
+    model = distilled_model(tmp_path, feature_distill_opt={'type': 'MSELoss', 'loss_weight': 1.0, 'layers': layers})
+    lq = torch.rand(1, 3, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    model.feed_data({'lq': lq, 'gt': torch.rand(1, 3, 3, 64, 64, generator=torch.Generator().manual_seed(6))})
+    trunk_calls = []
+    hook = model.net_g.forward_trunk.register_forward_hook(lambda *_: trunk_calls.append(1))
+    model.optimize_parameters(1)
+    hook.remove()
+    assert len(trunk_calls) == 3 and model.feature_distillation.calls == [([], [])]  # one per frame, consumed
+    first = model.log_dict['l_feature']
+    model.feed_data({'lq': torch.rand(1, 5, 3, 16, 16), 'gt': torch.rand(1, 5, 3, 64, 64)})
+    model.test()  # a validation forward of five frames: not recorded
+    assert model.feature_distillation.calls == [([], [])]
+    reference = FeatureDistillation({'type': 'MSELoss', 'layers': layers}, model.net_g, model.net_t)
+    reference.record()
+    model.net_g(lq)
+    with torch.no_grad():
+        model.net_t(lq)
+    assert model.feature_distillation is not reference and first > 0
+    expected_next = reference().item()  # the updated student's loss on the same clip
+    model.feed_data({'lq': lq, 'gt': torch.rand(1, 3, 3, 64, 64)})
+    model.optimize_parameters(2)
+    assert model.log_dict['l_feature'] == pytest.approx(expected_next, rel=1e-5)
 
 
 def test_teacher_better_gate_keeping_every_item_equals_the_ungated_loss(tmp_path):

@@ -20,8 +20,11 @@ test clips): the demo BasicVSR (train_BasicVSR_demo.yml; or --teacher-weights) t
 with a fixed shape (train_BasicVSR_KD_demo.yml) and on the multigrid schedule
 (train_BasicVSR_multigrid_KD_demo.yml), each against the same student trained by the demo file without a
 teacher, for --seeds seeds; `kd_gain_db` / `kd_gain_db_multigrid`: distilled minus no-KD PSNR per split and seed.
+`--kd-variants gate feature` adds multigrid students distilled with the teacher-quality gate
+(`train.distill_gate: teacher_better`) and with attention distillation of the propagation trunks on top of the
+output distillation (`train.feature_distill_opt`, VSR_VARIANTS below), each with its `kd_gain_db_multigrid_<variant>`.
 
-    python tools/benchmark_kd.py --preset vsr-cpu --out kd-vsr.json --plot kd-vsr.png
+    python tools/benchmark_kd.py --preset vsr-cpu --out kd-vsr.json --plot kd-vsr.png [--kd-variants gate feature]
 
 A finished run in --work-dir with the same options is reused (and the output says so): the teacher and the
 sparse run always, the students when neither the teacher nor the sparse run had to be trained again (their
@@ -82,6 +85,15 @@ VSR_OPTIONS = {  # --preset vsr-cpu: the demo BasicVSR teaches a half-width stud
     'student_no_kd': 'options/train/demo/train_BasicVSR_demo.yml',  # with the student's network_g
     'student_multigrid': 'options/train/demo/train_BasicVSR_multigrid_KD_demo.yml',
     'student_no_kd_multigrid': 'options/train/demo/train_BasicVSR_multigrid_demo.yml',
+}
+VSR_VARIANTS = {  # --kd-variants: train options added to the multigrid distilled student's
+    'gate': {'distill_gate': 'teacher_better'},
+    # attention maps of the backward and forward trunks at every frame, L1; weight 1 puts the term at 0.6x the output
+    # distillation loss of an untrained student (0.022 vs 0.038 on a demo training clip; not tuned)
+    'feature': {'feature_distill_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean',
+                                        'mode': 'attention',
+                                        'layers': {'backward_trunk': 'backward_trunk',
+                                                   'forward_trunk': 'forward_trunk'}}},
 }
 PUBLISHED = {'teacher': {'type': 'STMFNet'}, 'mini': {'type': 'STMFNetMini'}}
 SINGLE_PROCESS_IRRELEVANT = ('find_unused_parameters', )  # DDP-only: a run that differs only here is the same run
@@ -362,15 +374,28 @@ def vsr_run_options(opt, name, data, val_points, seed=None):
     return opt
 
 
+def vsr_variant(label):
+    """'gate' for 'student_multigrid_gate'; None for the four plain students."""
+    return next((variant for variant in VSR_VARIANTS if label == f'student_multigrid_{variant}'), None)
+
+
+def vsr_option_label(label):
+    """The VSR_OPTIONS entry a student's options come from (a variant's: the multigrid distilled student's)."""
+    return 'student_multigrid' if vsr_variant(label) else label
+
+
 def vsr_student_network(options, label):
     """The no-KD students train the distilled student's network_g; the others their own file's."""
-    return options['student' if label.startswith('student_no_kd') else label]['network_g']
+    return options['student' if label.startswith('student_no_kd') else vsr_option_label(label)]['network_g']
 
 
 def vsr_student_options(options, label, teacher_weights):
-    """The distilled students learn from the teacher option file's network, loaded from `teacher_weights`."""
-    opt = copy.deepcopy(options[label])
+    """The distilled students learn from the teacher option file's network, loaded from `teacher_weights`; a
+    variant adds its VSR_VARIANTS train options."""
+    opt = copy.deepcopy(options[vsr_option_label(label)])
     opt['network_g'] = copy.deepcopy(vsr_student_network(options, label))
+    if vsr_variant(label):
+        opt['train'].update(copy.deepcopy(VSR_VARIANTS[vsr_variant(label)]))
     if not label.startswith('student_no_kd'):
         opt['network_t'] = copy.deepcopy(options['teacher']['network_g'])
         opt['path']['pretrain_network_t'] = teacher_weights
@@ -415,9 +440,10 @@ def vsr_workflow(args, preset):
         teacher['curve'] = benchmark_multigrid.summarize_run(root, 'teacher', teacher_opt)['curve']
     teacher['weights'] = teacher_weights
     reuse = 'teacher' not in steps.trained
-    summaries = {label: [] for label in VSR_STUDENTS}
+    labels = VSR_STUDENTS + tuple(f'student_multigrid_{variant}' for variant in args.kd_variants)
+    summaries = {label: [] for label in labels}
     for seed in range(preset['seeds']):
-        for label in VSR_STUDENTS:
+        for label in labels:
             opt = vsr_run_options(vsr_student_options(options, label, teacher_weights), f'kd_vsr_{label}_seed{seed}',
                                   data, preset['val_points'], seed)
             root = steps.run(f'{label} seed {seed}', opt, reuse)
@@ -426,12 +452,16 @@ def vsr_workflow(args, preset):
                 teacher['psnr'] = teacher_scores(root, opt)
     result = {'task': 'vsr', 'teacher': teacher, 'seeds': preset['seeds'],
               'bicubic': benchmark_multigrid.bicubic_psnrs(vsr_run_options(options['teacher'], 'bicubic', data, 1))}
-    for label in VSR_STUDENTS:
+    for label in labels:
         result[label] = vsr_seed_summary(summaries[label], vsr_student_network(options, label))
-    for suffix in ('', '_multigrid'):
-        kd, no_kd = result[f'student{suffix}']['psnr_per_seed'], result[f'student_no_kd{suffix}']['psnr_per_seed']
+    gains = {'': ('student', 'student_no_kd'), '_multigrid': ('student_multigrid', 'student_no_kd_multigrid')}
+    gains.update({f'_multigrid_{variant}': (f'student_multigrid_{variant}', 'student_no_kd_multigrid')
+                  for variant in args.kd_variants})
+    for suffix, (distilled, no_teacher) in gains.items():
+        kd, no_kd = result[distilled]['psnr_per_seed'], result[no_teacher]['psnr_per_seed']
         result[f'kd_gain_db{suffix}'] = {split: [round(a - b, 4) for a, b in zip(kd[split], no_kd[split])]
                                          for split in kd}
+    result['kd_variants'] = list(args.kd_variants)
     return result
 
 
@@ -443,7 +473,11 @@ def vsr_plot(result, path):
     for label, colour, name in (('student', 'tab:blue', 'distilled, fixed shape'),
                                 ('student_no_kd', 'tab:orange', 'no teacher, fixed shape'),
                                 ('student_multigrid', 'tab:green', 'distilled, multigrid'),
-                                ('student_no_kd_multigrid', 'tab:red', 'no teacher, multigrid')):
+                                ('student_no_kd_multigrid', 'tab:red', 'no teacher, multigrid'),
+                                ('student_multigrid_gate', 'tab:purple', 'distilled, multigrid, gated'),
+                                ('student_multigrid_feature', 'tab:brown', 'distilled, multigrid, + attention')):
+        if label not in result:
+            continue
         for seed, curve in enumerate(result[label]['curves']):
             wall, _, psnrs = zip(*curve)
             ax.plot(wall, psnrs, marker='o', markersize=3, color=colour, alpha=1.0 if seed == 0 else 0.5,
@@ -458,8 +492,8 @@ def vsr_plot(result, path):
     ax.set_ylabel(f'PSNR on the {split} clips (dB)')
     gains = ', '.join(f"{g:+.3f}" for g in result['kd_gain_db'].get(split, []))
     mg_gains = ', '.join(f"{g:+.3f}" for g in result['kd_gain_db_multigrid'].get(split, []))
-    ax.set_title(f"BasicVSR -> half-width student on {result['machine']} ({result['date']}); KD gain on {split}: "
-                 f"fixed {gains}, multigrid {mg_gains} dB", fontsize=9)
+    ax.set_title(f"BasicVSR -> half-width student on {result['machine']} ({result['date']})\n"
+                 f"KD gain on {split} per seed: fixed shape {gains}, multigrid {mg_gains} dB", fontsize=9)
     ax.legend(fontsize=8, loc='lower right')
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -472,7 +506,7 @@ def vsr_summary_table(result):
     teacher = result['teacher']
     rows.append(f"| teacher | {teacher['params']:,} | | | {teacher.get('psnr', {}).get('test', '')} | "
                 f"{teacher.get('psnr', {}).get('val', '')} |")
-    for label in VSR_STUDENTS:
+    for label in VSR_STUDENTS + tuple(f'student_multigrid_{variant}' for variant in result['kd_variants']):
         run = result[label]
         per_seed, walls = run['psnr_per_seed'], ' / '.join(f'{w:.0f}' for w in run['wall_s'])
         rows.append(f"| {label} | {run['params']:,} | {run['iters']} | {walls} | "
@@ -520,6 +554,8 @@ def parse_args(argv):
     parser.add_argument('--student-iters', type=int, help="override the preset's student iterations")
     parser.add_argument('--seeds', type=int, help="override the preset's number of student seeds")
     parser.add_argument('--teacher-weights', help='vsr-cpu: distil from these weights instead of training the teacher')
+    parser.add_argument('--kd-variants', nargs='+', choices=sorted(VSR_VARIANTS), default=[],
+                        help='vsr-cpu: also the multigrid student distilled with these variants (see VSR_VARIANTS)')
     parser.add_argument('--data', default='datasets/demo', help='demo data (built by tools/make_demo_data.py)')
     parser.add_argument('--resolution', type=int, default=256, help='frame size of the published pair measurement')
     parser.add_argument('--demo-resolution', type=int, default=256, help='frame size of the CPU family measurement')
@@ -534,6 +570,8 @@ def preset_of(args):
     vsr = preset.get('workflow') == 'vsr'
     if args.teacher_weights and not vsr:
         raise OptionError(f'--teacher-weights: only the vsr-cpu preset takes a trained teacher, not {args.preset}')
+    if args.kd_variants and not vsr:
+        raise OptionError(f'--kd-variants: only the vsr-cpu preset has distillation variants, not {args.preset}')
     for key in ('teacher_iters', 'sparse_iters', 'student_iters', 'seeds'):
         value = getattr(args, key)
         if value is not None and vsr and key != 'seeds':

@@ -58,6 +58,11 @@ class DistillationMixin:
         self.setup_optimizers()
         self.setup_schedulers()
 
+    def prepare_step(self, current_iter):
+        super().prepare_step(current_iter)
+        if self.feature_distillation is not None:
+            self.feature_distillation.record()  # this step's student and teacher forwards
+
     def _build_losses(self, key):
         spec = self.opt['train'].get(key)
         if spec is None:
