@@ -374,6 +374,11 @@ def vsr_run_options(opt, name, data, val_points, seed=None):
     return opt
 
 
+def vsr_labels(variants):
+    """The four plain students, then the multigrid distilled student of each --kd-variants variant."""
+    return VSR_STUDENTS + tuple(f'student_multigrid_{variant}' for variant in variants)
+
+
 def vsr_variant(label):
     """'gate' for 'student_multigrid_gate'; None for the four plain students."""
     return next((variant for variant in VSR_VARIANTS if label == f'student_multigrid_{variant}'), None)
@@ -394,8 +399,9 @@ def vsr_student_options(options, label, teacher_weights):
     variant adds its VSR_VARIANTS train options."""
     opt = copy.deepcopy(options[vsr_option_label(label)])
     opt['network_g'] = copy.deepcopy(vsr_student_network(options, label))
-    if vsr_variant(label):
-        opt['train'].update(copy.deepcopy(VSR_VARIANTS[vsr_variant(label)]))
+    variant = vsr_variant(label)
+    if variant:
+        opt['train'].update(copy.deepcopy(VSR_VARIANTS[variant]))
     if not label.startswith('student_no_kd'):
         opt['network_t'] = copy.deepcopy(options['teacher']['network_g'])
         opt['path']['pretrain_network_t'] = teacher_weights
@@ -440,7 +446,7 @@ def vsr_workflow(args, preset):
         teacher['curve'] = benchmark_multigrid.summarize_run(root, 'teacher', teacher_opt)['curve']
     teacher['weights'] = teacher_weights
     reuse = 'teacher' not in steps.trained
-    labels = VSR_STUDENTS + tuple(f'student_multigrid_{variant}' for variant in args.kd_variants)
+    labels = vsr_labels(args.kd_variants)
     summaries = {label: [] for label in labels}
     for seed in range(preset['seeds']):
         for label in labels:
@@ -506,7 +512,7 @@ def vsr_summary_table(result):
     teacher = result['teacher']
     rows.append(f"| teacher | {teacher['params']:,} | | | {teacher.get('psnr', {}).get('test', '')} | "
                 f"{teacher.get('psnr', {}).get('val', '')} |")
-    for label in VSR_STUDENTS + tuple(f'student_multigrid_{variant}' for variant in result['kd_variants']):
+    for label in vsr_labels(result['kd_variants']):
         run = result[label]
         per_seed, walls = run['psnr_per_seed'], ' / '.join(f'{w:.0f}' for w in run['wall_s'])
         rows.append(f"| {label} | {run['params']:,} | {run['iters']} | {walls} | "
