@@ -168,6 +168,22 @@ def test_benchmark_kd_reports_the_published_pairs_complexity(tmp_path):
 
 
 @pytest.mark.slow
+def test_benchmark_kd_dis_splat_baseline_finds_the_middle_of_a_translation():
+    """The no-learning baseline of the KD benchmark lands on the true middle frame of a texture moving 2 px per
+    frame in x and y, where the frame average is off by the whole motion."""
+    import benchmark_kd
+    noise = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    texture = torch.nn.functional.avg_pool2d(torch.nn.functional.interpolate(noise, scale_factor=2, mode='bilinear'),
+                                             5, stride=2, padding=2)[0]
+    i1, middle, i2 = (torch.roll(texture, (k, k), dims=(-2, -1))[:, 16:80, 16:80] for k in (0, 1, 2))
+    for method, limit in ((benchmark_kd.dis_splat_average, 0.005), (benchmark_kd.frame_average, None)):
+        error = (method(i1, i2) - middle)[:, 8:-8, 8:-8].abs().mean().item()
+        if limit is None:
+            assert error > 0.01
+        else:
+            assert error < limit
+
+
 def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_runs(demo_data, tmp_path, monkeypatch,
                                                                                     capsys):
     """The whole workflow at tiny widths and iterations: teacher, sparse run, read-off, distilled and no-KD
@@ -200,9 +216,13 @@ def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_r
     assert result['kd_gain_db'] == [pytest.approx(kd - no_kd, abs=1e-3) for kd, no_kd in
                                     zip(result['student']['psnr_per_seed'], result['student_no_kd']['psnr_per_seed'])]
     student = result['student']['network']
-    assert student['type'] == 'STMFNetMini' and student['use_flow'] is False
+    assert student['type'] == 'STMFNetMini' and student['use_flow'] is True and student['flow_estimator'] == 'dis'
     assert student['grid_channels'] == [result['sparse']['widths'][f'grid_channels[{i}]'] for i in range(3)]
-    assert result['student']['params'] < result['teacher']['params']
+    from basicsr_multigrid.archs.stmfnet_mini_arch import STMFNetMini
+    built = STMFNetMini(**{key: value for key, value in student.items() if key != 'type'})
+    assert result['student']['params'] == sum(p.numel() for p in built.parameters())
+    # the demo student keeps the teacher's DIS splatting branch (no parameters); nothing else is in one, not the other
+    assert result['student']['params'] <= result['teacher']['params']
     assert set(result['targets_met']) == {'published_speedup', 'teacher_over_frame_average', 'params_ratio',
                                           'student_gap_to_teacher', 'kd_gain'}
     capsys.readouterr()

@@ -210,6 +210,45 @@ def test_backward_reaches_every_parameter_with_finite_gradients(build):
         assert net.flow_estimator.netExtractor.netOne[0].weight.grad.abs().sum().item() > 0
 
 
+def textured_sequence(step_x=2, step_y=-1, size=64, seed=0):
+    """(1, 4, 3, size, size) frames of one smooth random texture moving (step_x, step_y) whole pixels per frame,
+    and the frame halfway between the middle two (a shift of 1.5 steps); textures from a blurred noise field."""
+    noise = torch.rand(1, 3, size + 32, size + 32, generator=torch.Generator().manual_seed(seed))
+    texture = F.avg_pool2d(F.interpolate(noise, scale_factor=2, mode='bilinear'), 5, stride=2, padding=2)
+    steps = [0, 2, 3, 4, 6]  # I0, I1, middle, I2, I3 in half steps
+    shifted = [torch.roll(texture, (step_y * k // 2, step_x * k // 2), dims=(-2, -1))[..., 16:16 + size, 16:16 + size]
+               for k in steps]
+    return torch.stack([shifted[i] for i in (0, 1, 3, 4)], dim=1), shifted[2]
+
+
+def test_dis_flow_finds_a_known_translation():
+    from basicsr_multigrid.archs.dis_flow import DISFlow
+    clip, _ = textured_sequence(step_x=2, step_y=-1)
+    i1, i2 = clip[:, 1], clip[:, 2]  # I2 is I1 moved (+2, -1): I1(p) = I2(p + (2, -1))
+    flow = DISFlow()(i1, i2)
+    assert flow.shape == (1, 2, 64, 64) and not flow.requires_grad
+    interior = flow[0, :, 8:-8, 8:-8].flatten(1)
+    assert torch.allclose(interior.median(dim=1).values, torch.tensor([2.0, -1.0]), atol=0.1)
+    assert torch.allclose(DISFlow()(i2, i1)[0, :, 8:-8, 8:-8].flatten(1).median(dim=1).values,
+                          torch.tensor([-2.0, 1.0]), atol=0.1)
+
+
+def test_dis_teacher_splats_both_frames_to_the_middle_and_has_no_flow_parameters():
+    """With `flow_estimator: dis` the splatting branch gives the GridNet I1 and I2 moved halfway along the motion
+    (compared with the true middle frame of a moving texture), and the network has no flow parameters."""
+    import copy
+    teacher = tiny_teacher(flow_estimator='dis', pad_multiple=16)
+    assert count(teacher) == count(tiny_teacher()) - count(tiny_teacher().flow_estimator)
+    assert not [key for key in teacher.state_dict() if key.startswith('flow_estimator')]
+    clip, middle = textured_sequence(step_x=2, step_y=2)  # I1 -> I2 moves (2, 2): the middle is 1 px from each
+    for splat in teacher._splats(clip[:, 1], clip[:, 2]):
+        interior = (splat - middle)[..., 8:-8, 8:-8].abs().mean().item()
+        assert interior < 0.1 * (clip[:, 1] - middle)[..., 8:-8, 8:-8].abs().mean().item()
+    copy.deepcopy(teacher)  # EMA copies the network: nothing OpenCV may live on it
+    teacher(frames(seed=1)).square().mean().backward()
+    assert teacher.metric.paramScale.grad.abs().item() > 0
+
+
 def test_pruned_widths_build_and_run():
     pruned = dict(feature_channels=[32, 64, 64, 96], kernel_channels=20, grid_channels=[12, 24, 40],
                   tem_channels=[12, 20, 28, 36], tem_fuse_channels=6, pad_multiple=32)
@@ -242,6 +281,7 @@ def test_bad_frames_raise_one_clear_value_error(args, message):
 @pytest.mark.parametrize('cls, kwargs, message', [
     (STMFNet, dict(pad_multiple=96), r'pad_multiple must be a positive multiple of 64 \(PWC-Net'),
     (STMFNet, dict(pad_multiple=0), r'multiple of 64'),
+    (STMFNet, dict(flow_estimator='raft'), r"flow_estimator must be one of pwcnet, dis, got 'raft'"),
     (STMFNetMini, dict(pad_multiple=24), r'pad_multiple must be a positive multiple of 16 .*got 24'),
     (STMFNetMini, dict(pad_multiple='128'), r"got '128'"),
     (STMFNetMini, dict(feature_channels=[16, 32, 64, 128]), r'feature_channels must be 4 integers >= 32 and even'),

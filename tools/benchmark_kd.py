@@ -30,7 +30,9 @@ A finished run in --work-dir with the same options is reused (and the output say
 sparse run always, the students when neither the teacher nor the sparse run had to be trained again (their
 initial weights and teacher come from those runs), so an interrupted invocation continues where it stopped.
 
-`frame_average` is the plain mean of I1 and I2 on the same clips: the level a trained network must beat. PSNR /
+`frame_average` is the plain mean of I1 and I2 on the same clips: the level a trained network must beat;
+`dis_splat` is I1 and I2 splatted halfway along their DIS flows and averaged, with nothing trained: what the demo
+family's flow branch (`flow_estimator: dis`) gives its network to start from. PSNR /
 SSIM are each run's last validation; curves are PSNR against iteration. Complexity: `params` (learnable
 parameters), `macs` (multiply-accumulates for one frame at --resolution: `macs_conv_linear`, mmengine's count of
 the conv / linear layers, plus `macs_ops`, the AdaCoF / softsplat / correlation ops counted by
@@ -260,7 +262,7 @@ def read_off_student(sparse_opt, sparse_weights, student_template, init_path):
     widths = pruning.widths_of(survivors)
     pruning.check_no_width_emptied(widths, sparse_opt['train']['optim_g']['lambda_'])
     _, arguments = pruning.student_arguments(student_template, widths)
-    student_network = dict(type=student_template['type'], **dict(arguments, use_flow=False))
+    student_network = dict(type=student_template['type'], **arguments)  # the template's flow branch, if any
     initial, kept = pruning.pruned_initial_state(sparse_opt['network_g'], state, survivors, student_network)
     atomic_torch_save({'params': initial}, init_path)
     return student_network, widths, {'tensors_from_sparse_run': len(kept), 'tensors': len(initial)}
@@ -292,8 +294,27 @@ def _without(opt, keys):
     return {k: v for k, v in opt.items() if k not in keys}
 
 
-def frame_average_metrics(val_opt):
-    """PSNR / SSIM of the plain average of I1 and I2 on the validation set: what a network must beat."""
+def frame_average(i1, i2):
+    """The plain average of I1 and I2: what a trained network must beat."""
+    return (i1 + i2) / 2
+
+
+def dis_splat_average(i1, i2):
+    """Interpolation without learning: I1 and I2 splatted halfway along their DIS flows (bilinear weights summed,
+    both frames together), the frame average where nothing lands. What the demo family's flow branch hands its
+    GridNet before any training."""
+    from basicsr_multigrid.archs.dis_flow import DISFlow
+    from basicsr_multigrid.archs.ops import softsplat
+    first, second = i1[None], i2[None]
+    flow = DISFlow()
+    landed = sum(softsplat(torch.cat([frame, torch.ones_like(frame[:, :1])], dim=1), 0.5 * flow(frame, other),
+                           mode='summation') for frame, other in ((first, second), (second, first)))[0]
+    weight = landed[3:]
+    return torch.where(weight > 1e-3, landed[:3] / weight.clamp(min=1e-3), frame_average(i1, i2))
+
+
+def baseline_metrics(val_opt, interpolate):
+    """PSNR / SSIM on the validation set of `interpolate(I1, I2)`, a method with nothing to train."""
     from basicsr.metrics import calculate_psnr, calculate_ssim
     from basicsr.utils import tensor2img
     from basicsr_multigrid.data.vfi_test_dataset import VFITestDataset
@@ -301,9 +322,9 @@ def frame_average_metrics(val_opt):
     psnr, ssim = [], []
     for index in range(len(dataset)):
         item = dataset[index]
-        average, target = tensor2img([(item['lq'][1] + item['lq'][2]) / 2]), tensor2img([item['gt']])
-        psnr.append(calculate_psnr(average, target, crop_border=0))
-        ssim.append(calculate_ssim(average, target, crop_border=0))
+        output, target = tensor2img([interpolate(item['lq'][1], item['lq'][2])]), tensor2img([item['gt']])
+        psnr.append(calculate_psnr(output, target, crop_border=0))
+        ssim.append(calculate_ssim(output, target, crop_border=0))
     return {'psnr': round(float(statistics.mean(psnr)), 4), 'ssim': round(float(statistics.mean(ssim)), 4)}
 
 
@@ -355,7 +376,8 @@ def workflow(args, preset):
                                          for kd, no_kd in zip(students['student'], students['student_no_kd'])]
     result['seeds'] = preset['seeds']
     val_opt = demo_run_options(options['teacher'], 'frame_average', data, 1, 1)['datasets']['val']
-    result['frame_average'] = frame_average_metrics(val_opt)
+    result['frame_average'] = baseline_metrics(val_opt, frame_average)
+    result['dis_splat'] = baseline_metrics(val_opt, dis_splat_average)
     return result
 
 
@@ -538,6 +560,8 @@ def plot(result, path):
             ax.plot(iters, psnrs, marker='o', markersize=3, color=colour, alpha=1.0 if seed == 0 else 0.5,
                     label=f'student: {name} (seed {seed})')
     ax.axhline(result['frame_average']['psnr'], color='grey', linestyle='--', label='average of I1 and I2')
+    if 'dis_splat' in result:
+        ax.axhline(result['dis_splat']['psnr'], color='grey', linestyle=':', label='I1, I2 splatted along DIS flows')
     ax.set_xlabel('iteration (each run)')
     ax.set_ylabel('PSNR on the held-out clips (dB)')
     gains = ', '.join(f'{g:+.2f}' for g in result['kd_gain_db'])
@@ -632,8 +656,9 @@ def summary_table(result):
         run = result[label]
         rows.append(f"| {label} | {run['params']:,} | {run.get('ms_per_frame', '')} | {run['psnr']:.3f} | "
                     f"{run['ssim']:.4f} |")
-    average = result['frame_average']
-    rows.append(f"| frame average | | | {average['psnr']:.3f} | {average['ssim']:.4f} |")
+    for label, name in (('frame_average', 'frame average'), ('dis_splat', 'DIS splatting, no network')):
+        if label in result:
+            rows.append(f"| {name} | | | {result[label]['psnr']:.3f} | {result[label]['ssim']:.4f} |")
     return '\n'.join(rows)
 
 

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from basicsr_multigrid.utils.channel_units import channel_units
 from basicsr_multigrid.archs.ops import adacof, replicate_pad_for_adacof, softsplat
 from basicsr_multigrid.archs.ops.fused import call_fused
+from basicsr_multigrid.archs.dis_flow import DISFlow
 from basicsr_multigrid.archs.pwcnet import FLOW_SCALE, PWCNet, backwarp
 from basicsr_multigrid.archs.stmfnet_blocks import (SCALES, HalfPelUpsampler, KernelEstimation, MIMOGridNet, UMSResNeXt,
                                                     blur_downsample, gaussian_kernel, reflect_pad_to, subtract_rgb_mean)
@@ -30,6 +31,7 @@ NUM_FRAMES = 4
 FEATURE_STRIDE = 16  # UMSResNeXt: four stride-2 stages joined by additive skips
 FLOW_STRIDE = 64  # PWC-Net: six stride-2 pyramid levels
 GRID_ROWS = ('us', 'full', 'ds')  # GridNet rows, finest first: 2H, H, H/2
+FLOW_ESTIMATORS = {'pwcnet': PWCNet, 'dis': DISFlow}
 
 
 class SplatMetric(nn.Module):
@@ -93,9 +95,11 @@ class STMFNet(nn.Module):
         tem_channels: 3-D U-Net widths (stem and layer 1, layer 2, layer 3, layer 4).
         tem_fuse_channels: width of the 1x1 conv that fuses the five time steps before the RGB head.
         kernel_size, dilation: AdaCoF kernel (kernel_size**2 taps per pixel, frame and scale).
-        use_flow: add the PWC-Net + softmax-splatting branch (two more frames into the GridNet's H row).
+        use_flow: add the flow + softmax-splatting branch (two more frames into the GridNet's H row).
+        flow_estimator: ``pwcnet`` (the reference's PWC-Net; random until a checkpoint is loaded) or ``dis``
+            (OpenCV's DIS, parameter-free and untrained: a motion prior for training from scratch; archs/dis_flow.py).
         pad_multiple: frames are reflect-padded at the bottom/right to a multiple of this (reference: 128) and the
-            output is cropped back; it must be a multiple of 16 (64 with ``use_flow``).
+            output is cropped back; it must be a multiple of 16 (64 with the PWC-Net).
         fused_ops: without gradients on a CPU (inference, validation), run AdaCoF and softmax splatting compiled
             (``ops/fused.py``: one C++ loop each, ~10x faster, same values within 1e-5) when a C++ compiler is
             found; false keeps the eager ops everywhere.
@@ -117,6 +121,7 @@ class STMFNet(nn.Module):
                  kernel_size=5,
                  dilation=1,
                  use_flow=True,
+                 flow_estimator='pwcnet',
                  pad_multiple=128,
                  fused_ops=True):
         super().__init__()
@@ -129,6 +134,10 @@ class STMFNet(nn.Module):
         (self.kernel_size, ) = _check_ints(owner, 'kernel_size', kernel_size, 1, 1)
         (self.dilation, ) = _check_ints(owner, 'dilation', dilation, 1, 1)
         self.use_flow = bool(use_flow)
+        if flow_estimator not in FLOW_ESTIMATORS:
+            raise ValueError(f'{owner}: flow_estimator must be one of {", ".join(FLOW_ESTIMATORS)}, '
+                             f'got {flow_estimator!r}')
+        self.uses_pwcnet = self.use_flow and flow_estimator == 'pwcnet'
         self.fused_ops = bool(fused_ops)
         self.pad_multiple = self._check_pad_multiple(owner, pad_multiple)
 
@@ -142,15 +151,15 @@ class STMFNet(nn.Module):
         self.scale_synthesis = MIMOGridNet((6, full_row_channels, 6), grid_channels, out_channels=3, columns=4,
                                            out_row=1)
         if self.use_flow:
-            self.flow_estimator = PWCNet()
+            self.flow_estimator = FLOW_ESTIMATORS[flow_estimator]()
             self.metric = SplatMetric()
         self.dyntex_generator = TextureEnhancer(tem_channels, tem_fuse_channels)
 
     def _check_pad_multiple(self, owner, pad_multiple):
-        stride = FLOW_STRIDE if self.use_flow else FEATURE_STRIDE
+        stride = FLOW_STRIDE if self.uses_pwcnet else FEATURE_STRIDE
         valid = isinstance(pad_multiple, int) and not isinstance(pad_multiple, bool) and pad_multiple > 0
         if not valid or pad_multiple % stride:
-            why = 'PWC-Net halves the frame 6 times' if self.use_flow else 'the feature extractor halves it 4 times'
+            why = 'PWC-Net halves the frame 6 times' if self.uses_pwcnet else 'the feature extractor halves it 4 times'
             raise ValueError(f'{owner}: pad_multiple must be a positive multiple of {stride} ({why}), '
                              f'got {pad_multiple!r}')
         return pad_multiple
@@ -188,15 +197,21 @@ class STMFNet(nn.Module):
         return call_fused(function, *tensors, **options) if self.fused_ops else function(*tensors, **options)
 
     def _splats(self, i1, i2):
-        """I1 and I2 forward-warped halfway along PWC-Net's flows I1 -> I2 and I2 -> I1 (linear motion)."""
-        pyramids = (self.flow_estimator.pyramid(i1), self.flow_estimator.pyramid(i2))
+        """I1 and I2 forward-warped halfway along the flows I1 -> I2 and I2 -> I1 (linear motion)."""
         splats = []
-        for source, target, (source_pyramid, target_pyramid) in ((i1, i2, pyramids), (i2, i1, pyramids[::-1])):
-            flow = FLOW_SCALE * self.flow_estimator.estimate(source_pyramid, target_pyramid)  # H/4, full-res pixels
-            flow = F.interpolate(flow, size=source.shape[-2:], mode='bilinear', align_corners=False)
+        for source, target, flow in zip((i1, i2), (i2, i1), self._flows(i1, i2)):
             metric = self.metric(source, target, flow)
             splats.append(self._op(softsplat, source, 0.5 * flow, metric, mode='softmax', subtract_max=True))
         return splats
+
+    def _flows(self, i1, i2):
+        """Flows I1 -> I2 and I2 -> I1 at full resolution, in pixels."""
+        if not self.uses_pwcnet:
+            return self.flow_estimator(i1, i2), self.flow_estimator(i2, i1)
+        pyramids = (self.flow_estimator.pyramid(i1), self.flow_estimator.pyramid(i2))
+        flows = (FLOW_SCALE * self.flow_estimator.estimate(*pyramids),  # H/4, full-res pixels
+                 FLOW_SCALE * self.flow_estimator.estimate(*pyramids[::-1]))
+        return tuple(F.interpolate(flow, size=i1.shape[-2:], mode='bilinear', align_corners=False) for flow in flows)
 
     def unused_parameter_names(self):
         """Parameters that cannot affect the output (GridNet blocks above its output row in the bottom-up half),

@@ -23,6 +23,7 @@ class STMFNetMini(STMFNet):
                  kernel_size=5,
                  dilation=1,
                  use_flow=False,
+                 flow_estimator='pwcnet',
                  pad_multiple=128,
                  fused_ops=True):
         super().__init__(
@@ -34,5 +35,6 @@ class STMFNetMini(STMFNet):
             kernel_size=kernel_size,
             dilation=dilation,
             use_flow=use_flow,
+            flow_estimator=flow_estimator,
             pad_multiple=pad_multiple,
             fused_ops=fused_ops)
