@@ -105,7 +105,7 @@ def test_sparse_training_then_prune_widths_writes_a_runnable_student(demo_data, 
     widths, teacher_widths = student['network_g'], sparse['network_g']
     assert widths['grid_channels'] == [4, 2, 4] and widths['kernel_channels'] == 3
     assert widths['tem_channels'] == teacher_widths['tem_channels'] == TINY_WIDTHS['tem_channels']
-    assert widths['use_flow'] is False
+    assert widths['use_flow'] is True and widths['flow_estimator'] == 'dis'  # the demo template's DIS branch
     # the written file is a distillation run that trains as it is (pointed at the test data)
     student_run = vfi_options(demo_data, out, 'pruned_student')
     student_run['network_g'] = widths

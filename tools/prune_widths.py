@@ -12,8 +12,8 @@ weights, biases and BatchNorm shifts in any layer of that width keep a joint nor
 to what the arch accepts (basicsr_multigrid/pruning.py). The student
 option file is the --template (a distillation run) with:
 
-- network_g: the template's student arch with the new widths (the flow branch is dropped, as ST-MFNet Mini
-  does, unless --keep-flow);
+- network_g: the template's student arch with the new widths and the template's flow branch (ST-MFNet Mini's
+  has none; the CPU demo student splats along DIS flows); --keep-flow adds the branch where the template has none;
 - network_t / path.pretrain_network_t: the sparse run's network_g and the dense checkpoint it started from
   (path.pretrain_network_g), unless --teacher is given.
 """
@@ -46,7 +46,8 @@ def parse_args(argv):
     parser.add_argument('--name', help='experiment name of the student run (default: the --out file name)')
     parser.add_argument('--teacher', help='teacher checkpoint (default: path.pretrain_network_g of the sparse run)')
     parser.add_argument('--threshold', type=float, default=0.0, help='L2 norm at or below which a channel is pruned')
-    parser.add_argument('--keep-flow', action='store_true', help='keep the PWC-Net + softsplat branch')
+    parser.add_argument('--keep-flow', action='store_true',
+                        help="add the flow + softsplat branch where the template has none (its flow_estimator)")
     parser.add_argument('--init-weights', help="also write the student's initial weights cut from the surviving "
                         'channels of --weights to this file, and start the student from it (path.pretrain_network_g)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
@@ -69,7 +70,7 @@ def run(args):
     pruning.check_no_width_emptied(widths, sparse_opt['train']['optim_g'].get('lambda_', 1e-4))
     student_arch = template['network_g']['type']
     student_cls, student_arguments = pruning.student_arguments(template['network_g'], widths)
-    student_arguments['use_flow'] = bool(args.keep_flow)
+    student_arguments['use_flow'] = bool(args.keep_flow or student_arguments['use_flow'])
     student = student_cls(**student_arguments)
     name = args.name or osp.splitext(osp.basename(args.out))[0]
     student_network = dict(type=student_arch, **student_arguments)
