@@ -166,10 +166,46 @@ def test_teacher_better_gate_keeping_every_item_equals_the_ungated_loss(tmp_path
     assert logged['teacher_better'] == pytest.approx(logged['none'], rel=1e-5)
 
 
+class BatchNormTeacher(torch.nn.Module):
+    """A x4 video upscaler whose output goes through a BatchNorm layer with non-trivial running statistics."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.BatchNorm2d(3)
+        self.norm.running_mean.fill_(0.3)
+        self.norm.running_var.fill_(4.0)
+
+    def forward(self, lq):
+        frames = torch.nn.functional.interpolate(lq.flatten(0, 1), scale_factor=4, mode='nearest')
+        return self.norm(frames).view(*lq.shape[:3], *frames.shape[-2:])
+
+
+@pytest.mark.parametrize('mode', ['running', 'batch'])
+def test_teacher_batchnorm_batch_distils_towards_the_batch_normalised_teacher(tmp_path, mode):
+    """With `teacher_batchnorm: batch` the logged distillation term is the student's loss against the teacher's
+    output normalised with the batch's own statistics (recomputed here in training mode on a copy); the teacher's
+    running statistics and batch count stay as they were, and it stays in eval mode."""
+    model = distilled_model(tmp_path, teacher_batchnorm=mode, distill_opt={'type': 'L1Loss', 'loss_weight': 1.0})
+    model.net_t = BatchNormTeacher().eval().requires_grad_(False)
+    lq = torch.rand(2, 3, 3, 16, 16, generator=torch.Generator().manual_seed(8))
+    model.feed_data({'lq': lq, 'gt': torch.rand(2, 3, 3, 64, 64)})
+    with torch.no_grad():
+        student = model.net_g(lq)
+        target = copy.deepcopy(model.net_t).train(mode == 'batch')(lq)
+    model.optimize_parameters(1)
+    assert model.log_dict['l_distill'] == pytest.approx((student - target).abs().mean().item(), rel=1e-5)
+    norm = model.net_t.norm
+    assert not norm.training and norm.track_running_stats and norm.num_batches_tracked.item() == 0
+    assert torch.equal(norm.running_mean, torch.full((3, ), 0.3))
+    assert torch.equal(norm.running_var, torch.full((3, ), 4.0))
+
+
 @pytest.mark.parametrize('train, message', [
     ({'distill_gate': 'always', 'distill_opt': {'type': 'L1Loss'}},
      "train.distill_gate: 'always' is not one of none, teacher_better"),
     ({'distill_gate': 'teacher_better'}, 'train.distill_gate: teacher_better needs a teacher'),
+    ({'teacher_batchnorm': 'eval', 'distill_opt': {'type': 'L1Loss'}},
+     "train.teacher_batchnorm: 'eval' is not one of running, batch"),
 ])
 def test_bad_distill_gate_is_a_one_line_error_naming_the_key(train, message):
     from basicsr.models import build_model

@@ -1,6 +1,7 @@
 """Knowledge distillation as a part that composes with a model class that trains `net_g` on `lq` / `gt`:
 `DistillationMixin` before FrameInterpolationModel or MultigridVideoRecurrentModel (see
 knowledge_distillation_model.py for the registered combinations)."""
+import contextlib
 from collections import OrderedDict
 
 import torch
@@ -8,7 +9,8 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 
 from basicsr_multigrid.models.feature_distillation import FeatureDistillation
-from basicsr_multigrid.models.teacher import distill_gate, load_teacher, require_teacher_for_distillation
+from basicsr_multigrid.models.teacher import (batch_statistics, distill_gate, load_teacher,
+                                              require_teacher_for_distillation, teacher_batchnorm)
 from basicsr_multigrid.models.validation_sets import RenamedLoader
 from basicsr_multigrid.utils.errors import OptionError
 
@@ -18,8 +20,11 @@ class DistillationMixin:
 
     - The teacher is built from `network_t`, loaded from `path.pretrain_network_t` (`param_key_t`, default
       `params`; a key mismatch is a one-line error naming the first keys), frozen and kept in eval mode: its
-      outputs are targets, computed without gradients. (The ST-MFNet Mini reference ran it in train mode, with
-      batch statistics; eval mode makes the targets independent of the batch.)
+      outputs are targets, computed without gradients. Its BatchNorm layers use their running statistics unless
+      `train.teacher_batchnorm: batch`, which normalises with each batch's statistics (running statistics left as
+      they are), as the ST-MFNet Mini reference's train-mode teacher did, for distillation and the teacher's
+      validation alike: a network trained with batches of 2 can fail on some inputs with its running statistics
+      (README).
     - Loss = sum of `train.pixel_opt` losses (student vs ground truth, logged `l_gt`) + `train.distill_opt` losses
       (student vs teacher, `l_distill`) + optional `train.feature_distill_opt` (`l_feature`, see
       feature_distillation). Each of the first two is one BasicSR loss mapping or a list of them. Seed recipe:
@@ -42,10 +47,12 @@ class DistillationMixin:
             raise OptionError('train.ema_decay: not supported with distillation')
         self.ema_decay = 0
         require_teacher_for_distillation(self.opt)
+        self.teacher_batchnorm = teacher_batchnorm(self.opt)
         self.net_t = load_teacher(self.opt, self.device)
         if self.net_t is not None:
             get_root_logger().info(f"Teacher {self.opt['network_t']['type']} loaded from "
-                                   f"{self.opt['path']['pretrain_network_t']} (frozen, eval mode)")
+                                   f"{self.opt['path']['pretrain_network_t']} (frozen, eval mode, BatchNorm with "
+                                   f"{self.teacher_batchnorm} statistics)")
         self.gt_losses = self._build_losses('pixel_opt')
         self.distill_losses = self._build_losses('distill_opt')
         self.distill_gate = distill_gate(self.opt)
@@ -80,7 +87,7 @@ class DistillationMixin:
             loss_dict[_loss_name('l_gt', index, self.gt_losses)] = loss(self.output, self.gt)
         kept = None
         if self.net_t is not None:
-            with torch.no_grad(), self.precision.autocast():
+            with torch.no_grad(), self.precision.autocast(), self._teacher_statistics():
                 teacher_output = self.net_t(self.lq)
             teacher_output = teacher_output.float()
             kept = self._teacher_better(teacher_output) if self.distill_gate == 'teacher_better' else None
@@ -94,6 +101,9 @@ class DistillationMixin:
         if kept is not None:
             loss_dict['distill_kept'] = kept.mean()  # logged, not a loss
         return total, loss_dict
+
+    def _teacher_statistics(self):
+        return batch_statistics(self.net_t) if self.teacher_batchnorm == 'batch' else contextlib.nullcontext()
 
     def _teacher_better(self, teacher_output):
         """Per batch item: 1.0 where the teacher's mean absolute error to the ground truth is below the
@@ -121,7 +131,7 @@ class DistillationMixin:
         """The student as the base model tests it; the teacher plainly, one forward pass (no `val.flip_seq`)."""
         if not self.teacher_under_test:
             return super().test()
-        with torch.no_grad():
+        with torch.no_grad(), self._teacher_statistics():
             self.output = self.net_t(self.lq)
         self.center_frame_only = self.opt['val'].get('center_frame_only', False)  # video validation reads it
         if self.center_frame_only and self.output.dim() == 5:

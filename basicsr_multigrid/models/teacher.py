@@ -3,13 +3,17 @@
 Kept apart from the model so that preflight can check the checkpoint against the arch before any experiment
 folder exists, with the same code and the same one-line errors as the model.
 """
+import contextlib
+
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from basicsr_multigrid.utils.errors import OptionError
 from basicsr_multigrid.utils.weights import load_weights
 
 DISTILLATION_KEYS = ('distill_opt', 'feature_distill_opt')
 DISTILL_GATES = ('none', 'teacher_better')
+TEACHER_BATCHNORM = ('running', 'batch')
 
 
 def build_teacher_network(opt):
@@ -60,7 +64,31 @@ def distill_gate(opt):
     return gate
 
 
+def teacher_batchnorm(opt):
+    """`train.teacher_batchnorm`: which statistics the teacher's BatchNorm layers normalise with (`running`: the
+    trained running statistics, eval mode; `batch`: the statistics of the batch the teacher is given)."""
+    mode = opt.get('train', {}).get('teacher_batchnorm', 'running')
+    if mode not in TEACHER_BATCHNORM:
+        raise OptionError(f'train.teacher_batchnorm: {mode!r} is not one of {", ".join(TEACHER_BATCHNORM)}')
+    return mode
+
+
+@contextlib.contextmanager
+def batch_statistics(network):
+    """Inside, `network`'s BatchNorm layers normalise with the statistics of each batch, as in training mode,
+    without updating their running statistics (or their batch count); afterwards they are as they were."""
+    layers = [(m, m.training, m.track_running_stats) for m in network.modules() if isinstance(m, _BatchNorm)]
+    try:
+        for layer, _, _ in layers:
+            layer.training, layer.track_running_stats = True, False
+        yield network
+    finally:
+        for layer, training, tracking in layers:
+            layer.training, layer.track_running_stats = training, tracking
+
+
 def check_teacher(opt):
     """Preflight: raise OptionError if the teacher cannot be built and loaded as configured."""
     require_teacher_for_distillation(opt)
+    teacher_batchnorm(opt)
     load_teacher(opt)
