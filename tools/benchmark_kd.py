@@ -75,7 +75,8 @@ DEMO_OPTIONS = {
     'student_no_kd': 'options/train/demo/train_STMFNetMini_demo.yml',
 }
 PRESETS = {  # iterations of each run; every run validates at val_points evenly spaced iterations
-    # not yet calibrated against the 90-minute budget on 2 cores (estimated from the earlier full-width runs)
+    # measured 2026-11-30 (DIS demo family, one thread per run): about 142 min alone on one core, 95 min with two
+    # runs at a time: over the 90-minute budget
     'cpu': {'teacher_iters': 1200, 'sparse_iters': 200, 'student_iters': 400, 'seeds': 2, 'val_points': 6},
     # VSR: each run trains its option file's own total_iter (the teacher and fixed-shape students 400, the multigrid
     # students 460)
