@@ -235,3 +235,15 @@ def compiled_op_calls(monkeypatch):
         return run
     monkeypatch.setattr(fused, '_compiled', spied)
     return calls
+
+
+def textured_sequence(step_x=2, step_y=-1, size=64, seed=0):
+    """(1, 4, 3, size, size) frames of one smooth random texture moving (step_x, step_y) whole pixels per frame,
+    and the frame halfway between the middle two (a shift of 1.5 steps); textures from a blurred noise field."""
+    noise = torch.rand(1, 3, size + 32, size + 32, generator=torch.Generator().manual_seed(seed))
+    texture = torch.nn.functional.avg_pool2d(torch.nn.functional.interpolate(noise, scale_factor=2, mode='bilinear'),
+                                             5, stride=2, padding=2)
+    steps = [0, 2, 3, 4, 6]  # I0, I1, middle, I2, I3 in half steps
+    shifted = [torch.roll(texture, (step_y * k // 2, step_x * k // 2), dims=(-2, -1))[..., 16:16 + size, 16:16 + size]
+               for k in steps]
+    return torch.stack([shifted[i] for i in (0, 1, 3, 4)], dim=1), shifted[2]

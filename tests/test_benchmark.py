@@ -11,7 +11,7 @@ from os import path as osp
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, TINY_WIDTHS, demo_options, recorded, write_options
+from tests.conftest import REPO_ROOT, TINY_WIDTHS, demo_options, recorded, textured_sequence, write_options
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import benchmark_multigrid  # noqa: E402
@@ -169,13 +169,11 @@ def test_benchmark_kd_reports_the_published_pairs_complexity(tmp_path):
 
 @pytest.mark.slow
 def test_benchmark_kd_dis_splat_baseline_finds_the_middle_of_a_translation():
-    """The no-learning baseline of the KD benchmark lands on the true middle frame of a texture moving 2 px per
-    frame in x and y, where the frame average is off by the whole motion."""
+    """The no-learning baseline of the KD benchmark lands on the true middle frame of a texture moving 2 px between
+    I1 and I2 in x and y, where the frame average is off by the whole motion."""
     import benchmark_kd
-    noise = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
-    texture = torch.nn.functional.avg_pool2d(torch.nn.functional.interpolate(noise, scale_factor=2, mode='bilinear'),
-                                             5, stride=2, padding=2)[0]
-    i1, middle, i2 = (torch.roll(texture, (k, k), dims=(-2, -1))[:, 16:80, 16:80] for k in (0, 1, 2))
+    clip, middle = textured_sequence(step_x=2, step_y=2)
+    i1, middle, i2 = clip[0, 1], middle[0], clip[0, 2]
     for method, limit in ((benchmark_kd.dis_splat_average, 0.005), (benchmark_kd.frame_average, None)):
         error = (method(i1, i2) - middle)[:, 8:-8, 8:-8].abs().mean().item()
         if limit is None:

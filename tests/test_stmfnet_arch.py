@@ -22,6 +22,7 @@ from basicsr_multigrid.pruning import widened_arguments
 from basicsr_multigrid.utils.channel_units import width_argument, width_entry_parts
 from basicsr_multigrid.archs.stmfnet_blocks import reflect_pad_to
 from basicsr_multigrid.archs.stmfnet_mini_arch import STMFNetMini
+from tests.conftest import textured_sequence
 
 TEACHER_MODULES = {'feature_extractor': 3_965_816, 'get_kernel': 1_656_858, 'scale_synthesis': 1_563_844,
                    'flow_estimator': 9_374_274, 'dyntex_generator': 4_467_907, 'metric': 1}
@@ -208,17 +209,6 @@ def test_backward_reaches_every_parameter_with_finite_gradients(build):
     if net.use_flow:  # the splatting branch is trained end to end, PWC-Net included
         assert net.metric.paramScale.grad.abs().item() > 0
         assert net.flow_estimator.netExtractor.netOne[0].weight.grad.abs().sum().item() > 0
-
-
-def textured_sequence(step_x=2, step_y=-1, size=64, seed=0):
-    """(1, 4, 3, size, size) frames of one smooth random texture moving (step_x, step_y) whole pixels per frame,
-    and the frame halfway between the middle two (a shift of 1.5 steps); textures from a blurred noise field."""
-    noise = torch.rand(1, 3, size + 32, size + 32, generator=torch.Generator().manual_seed(seed))
-    texture = F.avg_pool2d(F.interpolate(noise, scale_factor=2, mode='bilinear'), 5, stride=2, padding=2)
-    steps = [0, 2, 3, 4, 6]  # I0, I1, middle, I2, I3 in half steps
-    shifted = [torch.roll(texture, (step_y * k // 2, step_x * k // 2), dims=(-2, -1))[..., 16:16 + size, 16:16 + size]
-               for k in steps]
-    return torch.stack([shifted[i] for i in (0, 1, 3, 4)], dim=1), shifted[2]
 
 
 def test_dis_flow_finds_a_known_translation():
