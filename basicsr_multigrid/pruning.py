@@ -1,10 +1,11 @@
 """Reading the surviving channel widths off a group-sparsity-trained network, and the student options they give.
 
 The sparse run (`optim_g.type: OBProxSG` with `sparsity: channel`) drives whole channels of each width to exactly
-zero. The arch says where each width lives (`channel_units()`, see utils/channel_units.py: every layer of the width,
-its bias and BatchNorm shift) and which widths it accepts (`width_rules`: {argument: (minimum, multiple)}).
-Channel c of a width survives while its unit's entries at c have a joint L2 norm above the threshold: the union
-over the width's layers (they are summed or concatenated with each other), a bias or shift alone keeping it.
+zero. The arch says where each width lives (`channel_units()`, see utils/channel_units.py: every layer of the width
+with its bias, or the scale and shift of the BatchNorm after it) and which widths it accepts (`width_rules`:
+{argument: (minimum, multiple)}). Channel c of a width survives while its unit's entries at c have a joint L2 norm
+above the threshold: the union over the width's layers (they are summed or concatenated with each other), a bias or
+shift alone keeping it.
 The new width is the number of surviving channels, rounded up to what the arch accepts.
 """
 import copy
@@ -13,7 +14,7 @@ import inspect
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from basicsr_multigrid.utils.channel_units import per_channel_sums, width_argument
+from basicsr_multigrid.utils.channel_units import per_channel_sums, width_argument, width_offsets
 from basicsr_multigrid.utils.errors import OptionError
 
 
@@ -136,7 +137,7 @@ def pruned_initial_state(teacher_network_opt, teacher_state, survivors, student_
             for dim, (size, wider_size) in enumerate(zip(shape, wider[name])):
                 if size != wider_size:
                     growth.setdefault((name, dim), []).append((key, wider_size - size))
-    offsets = {t.name: t.offset for tensors in cls(**probe).channel_units().values() for t in tensors}
+    offsets = width_offsets(cls(**probe))
     student_cls, student_arguments = network_arguments(student_network_opt)
     student_state = student_cls(**student_arguments).state_dict()
     state, kept = {}, []

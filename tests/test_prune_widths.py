@@ -134,13 +134,16 @@ def test_student_initialised_from_the_surviving_channels_computes_the_teachers_f
     teacher = STMFNet(**{k: v for k, v in teacher_opt.items() if k != 'type'}).eval()
     state = {k: v.clone() for k, v in teacher.state_dict().items()}
     units = teacher.channel_units()
-    for key, channels in (('grid_channels[1]', (1, 4)), ('kernel_channels', (0, 5, 7))):
+    # TEM fuse channel 1 is zeroed through its BatchNorm's scale and shift only; its conv row stays non-zero
+    for key, channels in (('grid_channels[1]', (1, 4)), ('kernel_channels', (0, 5, 7)), ('tem_fuse_channels', (1,))):
         zero_channels(state, units[key], channels)
+    assert (state['dyntex_generator.feature_fuse.0.weight'][1] != 0).any()
     teacher.load_state_dict(state)
     survivors = pruning.surviving_channels(teacher, state, threshold=0.0)
     student_opt = dict(type='STMFNet', **pruning.student_arguments(teacher_opt, pruning.pruned_widths(
         teacher, state, 0.0))[1])
-    assert (student_opt['grid_channels'], student_opt['kernel_channels']) == ([6, 4, 6], 5)
+    assert (student_opt['grid_channels'], student_opt['kernel_channels'], student_opt['tem_fuse_channels']) == (
+        [6, 4, 6], 5, 3)
     initial, kept = pruning.pruned_initial_state(teacher_opt, state, survivors, student_opt)
     student = STMFNet(**{k: v for k, v in student_opt.items() if k != 'type'}).eval()
     student.load_state_dict(initial)

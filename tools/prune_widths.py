@@ -8,8 +8,8 @@
 The sparse run (`optim_g.type: OBProxSG` with `sparsity: channel`) drives whole output channels to exactly
 zero. For every width argument of the arch (`channel_units()` of STMFNet: feature_channels[i], kernel_channels,
 grid_channels[i], tem_channels[i], tem_fuse_channels), the surviving width is the number of channels whose
-weights, biases and BatchNorm shifts in any layer of that width keep a joint norm above --threshold, rounded up
-to what the arch accepts (basicsr_multigrid/pruning.py). The student
+weights and biases (or, where a BatchNorm follows the layer, its scale and shift) in any layer of that width keep
+a joint norm above --threshold, rounded up to what the arch accepts (basicsr_multigrid/pruning.py). The student
 option file is the --template (a distillation run) with:
 
 - network_g: the template's student arch with the new widths and the template's flow branch (ST-MFNet Mini's

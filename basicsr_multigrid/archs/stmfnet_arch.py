@@ -237,5 +237,6 @@ class STMFNet(nn.Module):
         return groups
 
     def channel_units(self):
-        """The tensors holding each width's channels (weights, biases, BatchNorm shifts); see utils/channel_units."""
+        """The tensors deciding each width's channels (weights and biases, or BatchNorm scales and shifts); see
+        utils/channel_units."""
         return channel_units(self)

@@ -13,10 +13,10 @@ It minimises f(x) + lambda * R(x) in two phases:
 - `element`: R = ||x||_1, as in the ST-MFNet Mini reference (unstructured; zeros are single weights);
 - `channel`: R = sum over channels c of sqrt(p_c) * ||x_c||_2 (group lasso) for parameter groups that are channel
   units (`channel_dims`, see `channel_sparsity_param_groups` and utils/channel_units.py): x_c is channel c of
-  every tensor of the unit (the weights of all layers of one width, their biases and BatchNorm shifts) and p_c
-  its number of entries. The orthant step becomes the half-space projection of HSPG (same authors): a channel is
-  zeroed when its step would leave the half-space {y: <y, x_c> > eps * ||x_c||^2}. Zero channels are what
-  `tools/prune_widths.py` removes. Other parameter groups get no regulariser in this mode.
+  every tensor of the unit (for each layer of one width its weights and bias, or the scale and shift of the
+  BatchNorm after it) and p_c its number of entries. The orthant step becomes the half-space projection of HSPG
+  (same authors): a channel is zeroed when its step would leave the half-space {y: <y, x_c> > eps * ||x_c||^2}.
+  Zero channels are what `tools/prune_widths.py` removes. Other parameter groups get no regulariser in this mode.
 
 Lambda per channel, `lambda_scale`:
 
@@ -205,9 +205,9 @@ class ChannelUnit:
 
 def channel_sparsity_param_groups(network):
     """Trainable parameters of `network` as optimizer groups: one group per channel unit (the network's
-    `channel_units()` when it has width arguments, else every conv / linear layer with its bias and BatchNorm
-    shift), regularised per channel by OBProxSG's `channel` mode; everything else in one plain group. A unit
-    with a frozen tensor is left plain."""
+    `channel_units()` when it has width arguments, else every conv / linear layer with its bias, or the
+    BatchNorm after it), regularised per channel by OBProxSG's `channel` mode; everything else in one plain group.
+    A unit with a frozen tensor is left plain."""
     units = network.channel_units() if hasattr(network, 'channel_units') else layer_units(network)
     params = dict(network.named_parameters())
     groups, in_units = [], set()

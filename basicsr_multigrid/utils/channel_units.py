@@ -6,10 +6,15 @@ side along the channels (each part a tuple of pairs whose channels live together
 same channel in every entry of its group: the layers of one width are summed or concatenated with each other
 (residual sums, additive skips), so channel c is only gone when every layer's channel c is.
 
-`channel_units(network)` adds what else keeps a channel alive: the layer's bias and the shift of the BatchNorm that
-normalises its output (a zero weight row with a non-zero bias or shift still outputs a constant map the next layer
-reads). OBProxSG's channel mode shrinks each unit's channel as one group; the width read-off keeps a channel
-while any tensor of its unit is non-zero there.
+`channel_units(network)` holds, for each layer of a width, the tensors that decide whether its output channels are
+alive: the layer's weight and bias, or, where a BatchNorm normalises the layer's output, that BatchNorm's scale and
+shift instead. A channel normalised by a BatchNorm outputs scale * normalised + shift, so it is exactly zero (in
+train and eval mode alike) when both are zero, whatever the layer's weights; and the layer's weights cannot decide
+it: the BatchNorm makes the output of each channel invariant to the scale of its weight row, so the training loss
+never resists a group lasso shrinking that row: every row of such a layer shrinks alike, whatever its channel's
+importance. This is network slimming's criterion (Liu et al., 2017), as a group of scale and shift. OBProxSG's
+channel mode shrinks each unit's channel as one group; the width read-off keeps a channel while any tensor of its
+unit is non-zero there (a zero weight row with a non-zero bias still outputs a constant map the next layer reads).
 """
 from collections import OrderedDict
 from typing import NamedTuple
@@ -51,35 +56,51 @@ def width_argument(key):
 def channel_units(network):
     """`{width argument: [ChannelTensor, ...]}` of a network with `width_groups()`; see the module docstring."""
     params = dict(network.named_parameters())
-    shift_of = _batchnorm_shifts(network)
+    norm_of = _batchnorms(network)
     units = OrderedDict()
-    for key, entries in network.width_groups().items():
-        tensors = []
-        for entry in entries:
-            offset = 0
-            for part in width_entry_parts(entry):
-                for name, dim in part:
-                    tensors.append(ChannelTensor(name, dim, offset))
-                    tensors.extend(ChannelTensor(extra, 0, offset) for extra in _companions(name, params, shift_of))
-                offset += params[part[0][0]].shape[part[0][1]]
-        units[key] = tensors
+    for key, name, dim, offset in _width_layers(network, params):
+        units.setdefault(key, []).extend(_deciding_tensors(name, dim, offset, params, norm_of))
     return units
 
 
-def layer_units(network):
-    """Channel units of a network without width arguments: every conv / linear layer is its own unit (output
-    channels of the weight, its bias and the shift of the BatchNorm after it)."""
+def width_offsets(network):
+    """{parameter name: offset} of every tensor of the width layers (weights, biases, BatchNorm scales and
+    shifts): where its channels start in its width (parts side by side)."""
     params = dict(network.named_parameters())
-    shift_of = _batchnorm_shifts(network)
+    norm_of = _batchnorms(network)
+    offsets = {}
+    for _, name, _, offset in _width_layers(network, params):
+        norm = norm_of.get(name)
+        for tensor in [name, _bias_of(name)] + ([f'{norm}.weight', f'{norm}.bias'] if norm else []):
+            if tensor in params:
+                offsets[tensor] = offset
+    return offsets
+
+
+def layer_units(network):
+    """Channel units of a network without width arguments: every conv / linear layer is its own unit (the output
+    channels of its weight and bias, or of the BatchNorm after it)."""
+    params = dict(network.named_parameters())
+    norm_of = _batchnorms(network)
     units = OrderedDict()
     for module_name, module in network.named_modules():
         dim = output_channel_dim(module)
         if dim is None:
             continue
         weight = f'{module_name}.weight' if module_name else 'weight'
-        units[module_name or 'network'] = [ChannelTensor(weight, dim, 0)] + [
-            ChannelTensor(extra, 0, 0) for extra in _companions(weight, params, shift_of)]
+        units[module_name or 'network'] = _deciding_tensors(weight, dim, 0, params, norm_of)
     return units
+
+
+def _width_layers(network, params):
+    """(width key, weight name, output dim, offset of its channels in the width) of every layer of every width."""
+    for key, entries in network.width_groups().items():
+        for entry in entries:
+            offset = 0
+            for part in width_entry_parts(entry):
+                for name, dim in part:
+                    yield key, name, dim, offset
+                offset += params[part[0][0]].shape[part[0][1]]
 
 
 def output_channel_dim(module):
@@ -91,16 +112,25 @@ def output_channel_dim(module):
     return None
 
 
-def _companions(weight_name, params, shift_of):
-    prefix = weight_name[:-len('weight')]
-    return [name for name in (f'{prefix}bias', shift_of.get(weight_name)) if name in params]
+def _deciding_tensors(weight_name, dim, offset, params, norm_of):
+    """The tensors whose channels decide a layer's output channels: its BatchNorm's scale and shift when an affine
+    BatchNorm normalises its output, else its weight and bias."""
+    norm = norm_of.get(weight_name)
+    if norm is not None and f'{norm}.weight' in params:
+        return [ChannelTensor(f'{norm}.weight', 0, offset), ChannelTensor(f'{norm}.bias', 0, offset)]
+    bias = _bias_of(weight_name)
+    return [ChannelTensor(weight_name, dim, offset)] + ([ChannelTensor(bias, 0, offset)] if bias in params else [])
 
 
-def _batchnorm_shifts(network):
-    """{conv weight name: bias name of the BatchNorm applied to its output}: in an nn.Sequential the first
-    BatchNorm after the conv before any other conv-like layer (activations and gates in between keep the
-    channels), or `bnN` next to `convN` in the same parent (ResNeXt blocks)."""
-    shifts = {}
+def _bias_of(weight_name):
+    return weight_name[:-len('weight')] + 'bias'
+
+
+def _batchnorms(network):
+    """{conv weight name: name of the BatchNorm applied to its output}: in an nn.Sequential the first BatchNorm
+    after the conv before any other conv-like layer (activations and gates in between keep the channels), or
+    `bnN` next to `convN` in the same parent (ResNeXt blocks)."""
+    norms = {}
     for parent_name, parent in network.named_modules():
         children = list(parent.named_children())
         prefix = f'{parent_name}.' if parent_name else ''
@@ -113,8 +143,8 @@ def _batchnorm_shifts(network):
                 follower = next(((n, c) for n, c in children if name.startswith('conv') and n == 'bn' + name[4:]),
                                 None)
             if follower is not None and isinstance(follower[1], nn.modules.batchnorm._BatchNorm):
-                shifts[f'{prefix}{name}.weight'] = f'{prefix}{follower[0]}.bias'
-    return shifts
+                norms[f'{prefix}{name}.weight'] = f'{prefix}{follower[0]}'
+    return norms
 
 
 def _next_batchnorm(followers):
