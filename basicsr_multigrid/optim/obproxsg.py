@@ -181,6 +181,10 @@ class ChannelUnit:
     def _grads(self):
         return [torch.zeros_like(p) if p.grad is None else p.grad for p, *_ in self.layout]
 
+    def gradient_norms(self):
+        """||g_c||: the norm of the loss gradient over each channel's entries (float64, one per channel)."""
+        return self._per_channel([grad.pow(2) for grad in self._grads()]).sqrt()
+
     def prox_step(self):
         lr = self.group['lr']
         trials = [param - lr * grad for (param, *_), grad in zip(self.layout, self._grads())]

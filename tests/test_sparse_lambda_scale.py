@@ -1,0 +1,96 @@
+"""tools/sparse_lambda_scale.py: the lambda at which the loss gradient balances OBProxSG's group-lasso pull,
+recomputed by hand on a tiny network; the command on the demo data; one-line errors."""
+import json
+import sys
+from os import path as osp
+
+import pytest
+import torch
+from torch import nn
+
+from basicsr_multigrid.archs.stmfnet_arch import STMFNet
+from basicsr_multigrid.utils.channel_units import channel_units
+from tests.conftest import REPO_ROOT, TINY_WIDTHS, vfi_options, write_options
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+import sparse_lambda_scale  # noqa: E402
+
+
+class NormalisedHead(nn.Module):
+    """Four channels behind a BatchNorm (one width), then a plain 1x1 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 3, 1)
+        with torch.no_grad():
+            self.bn.weight.uniform_(0.5, 2.0)
+            self.bn.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))))
+
+    def width_groups(self):
+        return {'channels': [('conv.weight', 0)]}
+
+    def channel_units(self):
+        return channel_units(self)
+
+
+@pytest.mark.parametrize('lambda_scale', ['unit_rms', 'none'])
+def test_balancing_lambda_is_the_mean_gradient_norm_over_the_pull_weight(lambda_scale):
+    torch.manual_seed(0)
+    network = NormalisedHead()
+    batches = [(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)) for _ in range(3)]
+    loss = nn.L1Loss()
+    scales = sparse_lambda_scale.balancing_lambdas(network, loss, batches, lambda_scale)
+    assert list(scales) == ['channels']  # the head is no width
+    # by hand: the unit is the BatchNorm's scale and shift, 2 entries per channel
+    scale, shift = network.bn.weight, network.bn.bias
+    norms = torch.zeros(4, dtype=torch.float64)
+    for inputs, target in batches:
+        network.zero_grad()
+        loss(network(inputs), target).backward()
+        norms += (scale.grad.double() ** 2 + shift.grad.double() ** 2).sqrt()
+    rms = float(((scale.detach().double() ** 2).sum() + (shift.detach().double() ** 2).sum()) / 8) ** 0.5
+    weight = 2 ** 0.5 * (rms if lambda_scale == 'unit_rms' else 1.0)
+    torch.testing.assert_close(scales['channels'], norms / 3 / weight, rtol=1e-6, atol=0)
+    assert len(set(scales['channels'].tolist())) == 4  # channels differ: a wrong index mapping would show
+
+
+def test_command_reports_every_width_of_the_demo_sparse_run(demo_data, tmp_path, capsys):
+    torch.manual_seed(0)
+    weights = str(tmp_path / 'teacher.pth')
+    sparse = vfi_options(demo_data, 'train_STMFNet_sparse_demo.yml', 'sparse', path__pretrain_network_g=weights)
+    arguments = {key: value for key, value in sparse['network_g'].items() if key != 'type'}
+    torch.save({'params': STMFNet(**arguments).state_dict()}, weights)
+    option_file = write_options(sparse, tmp_path, 'sparse.yml')
+    out = str(tmp_path / 'scale.json')
+    assert sparse_lambda_scale.main(['-opt', option_file, '--batches', '1', '--out', out]) == 0
+    with open(out) as f:
+        result = json.load(f)
+    assert result['weights'] == weights and result['lambda'] == sparse['train']['optim_g']['lambda_']
+    assert list(result['balancing_lambda']) == list(STMFNet(**arguments).channel_units())
+    for values in result['balancing_lambda'].values():
+        assert 0 < values['min'] <= values['median'] <= values['max']
+    assert 'kernel_channels' in capsys.readouterr().out
+    # a checkpoint of the PWC-Net variant has tensors this DIS network lacks: one line naming one
+    torch.save({'params': STMFNet(**TINY_WIDTHS).state_dict()}, weights)
+    assert sparse_lambda_scale.main(['-opt', option_file, '--out', out, '--overwrite']) == 2
+    assert capsys.readouterr().err.strip() == (f'error: --weights {weights} does not match network_g '
+                                               '(flow_estimator.netExtractor.netFiv.0.bias is not in network_g)')
+
+
+def test_bad_input_is_one_line_and_keeps_an_existing_output(tmp_path, capsys):
+    out = tmp_path / 'scale.json'
+    out.write_text('keep me\n')
+    dense = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_STMFNet_demo.yml')
+    assert sparse_lambda_scale.main(['-opt', dense, '--out', str(out)]) == 2
+    assert 'exists (use --overwrite' in capsys.readouterr().err
+    assert sparse_lambda_scale.main(['-opt', dense, '--out', str(out), '--overwrite']) == 2
+    assert capsys.readouterr().err.strip() == (f'error: {dense}: train.optim_g is not a channel-sparse OBProxSG run '
+                                               '(type: OBProxSG, sparsity: channel)')
+    sparse = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_STMFNet_sparse_demo.yml')
+    assert sparse_lambda_scale.main(['-opt', sparse, '--weights', str(tmp_path / 'none.pth'), '--out', str(out),
+                                     '--overwrite']) == 2
+    assert capsys.readouterr().err.strip() == f'error: --weights: file not found: {tmp_path}/none.pth'
+    assert out.read_text() == 'keep me\n'
