@@ -167,6 +167,29 @@ def test_benchmark_kd_reports_the_published_pairs_complexity(tmp_path):
     assert set(result['targets_met']) == {'published_speedup'} and 'teacher' not in result
 
 
+def test_benchmark_kd_reuses_a_run_only_if_it_started_after_the_weights_it_started_from(tmp_path):
+    """Same options but initial weights rewritten since (an earlier sparse run's, at the same path): not reused;
+    and the read-off's initial weights are rewritten only when they change."""
+    import benchmark_kd
+    init = str(tmp_path / 'init.pth')
+    state = {'w': torch.arange(4.0)}
+    torch.save({'params': state}, init)
+    opt = {'name': 'run', 'path': {'pretrain_network_g': init, 'pretrain_network_t': None}, 'train': {'x': 1}}
+    used, root = str(tmp_path / 'run.yml'), tmp_path / 'experiments' / 'run'
+    (root / 'models').mkdir(parents=True)
+    (root / 'models' / 'net_g_latest.pth').write_bytes(b'')
+    write_options(opt, tmp_path, 'run.yml')
+    os.utime(init, (1000, 1000))
+    os.utime(used, (2000, 2000))
+    assert benchmark_kd.finished_with(str(root), opt, used)
+    assert not benchmark_kd.finished_with(str(root), dict(opt, train={'x': 2}), used)
+    os.utime(init, (3000, 3000))
+    assert not benchmark_kd.finished_with(str(root), opt, used)
+    assert benchmark_kd.same_weights(init, {'w': torch.arange(4.0)})
+    assert not benchmark_kd.same_weights(init, {'w': torch.arange(4.0) + 1})
+    assert not benchmark_kd.same_weights(str(tmp_path / 'none.pth'), state)
+
+
 @pytest.mark.slow
 def test_benchmark_kd_dis_splat_baseline_finds_the_middle_of_a_translation():
     """The no-learning baseline of the KD benchmark lands on the true middle frame of a texture moving 2 px between
@@ -208,7 +231,8 @@ def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_r
     result = json.loads(out.read_text())
     assert png.read_bytes().startswith(PNG_SIGNATURE)
     assert {'teacher', 'sparse', 'student', 'student_no_kd', 'student_pruned_init', 'student_no_kd_pruned_init',
-            'frame_average', 'seeds', 'kd_gain_db', 'kd_gain_db_pruned_init', 'published', 'targets_met'} <= set(result)
+            'student_template', 'student_no_kd_template', 'frame_average', 'seeds', 'kd_gain_db',
+            'kd_gain_db_pruned_init', 'kd_gain_db_template', 'published', 'targets_met'} <= set(result)
     assert result['sparse']['init']['tensors_from_sparse_run'] > 0
     assert len(result['student']['psnr_per_seed']) == len(result['student_no_kd']['psnr_per_seed']) == 2
     assert result['kd_gain_db'] == [pytest.approx(kd - no_kd, abs=1e-3) for kd, no_kd in
@@ -221,8 +245,19 @@ def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_r
     assert result['student']['params'] == sum(p.numel() for p in built.parameters())
     # the demo student keeps the teacher's DIS splatting branch (no parameters); nothing else is in one, not the other
     assert result['student']['params'] <= result['teacher']['params']
+    # the template's own widths, whatever the sparse run kept: the shipped student file's network
+    template = benchmark_kd.load_options(benchmark_kd.DEMO_OPTIONS['student'])['network_g']
+    assert result['student_template']['network'] == template
+    built = STMFNetMini(**{key: value for key, value in template.items() if key != 'type'})
+    assert result['student_template']['params'] == result['student_no_kd_template']['params'] == sum(
+        p.numel() for p in built.parameters())
+    assert len(result['kd_gain_db_template']) == 2
     assert set(result['targets_met']) == {'published_speedup', 'teacher_over_frame_average', 'params_ratio',
-                                          'student_gap_to_teacher', 'kd_gain'}
+                                          'student_gap_to_teacher', 'kd_gain', 'student_gap_to_teacher_pruned_init',
+                                          'kd_gain_pruned_init', 'student_gap_to_teacher_template',
+                                          'kd_gain_template'}
+    gap = result['teacher']['psnr'] - min(result['student_template']['psnr_per_seed'])
+    assert result['targets_met']['student_gap_to_teacher_template'] == (gap <= 0.5)
     capsys.readouterr()
     benchmark_kd.main(args[:args.index('--seeds')] + ['--seeds', '1'] + args[args.index('--seeds') + 2:])
     printed = capsys.readouterr().out
