@@ -19,15 +19,14 @@ from basicsr_multigrid.utils.errors import OptionError
 
 
 def network_arguments(network_opt):
-    """The arch class and its full keyword arguments (the option's values over the constructor defaults; lists
-    copied, so that changing them leaves `network_opt` as it was)."""
+    """The arch class and its full keyword arguments (the option's values over the constructor defaults)."""
     network_opt = dict(network_opt)
     arch = network_opt.pop('type')
     cls = ARCH_REGISTRY.get(arch)
     defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     arguments = dict(defaults, **network_opt)
-    return cls, {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in arguments.items()}
+    return cls, {k: list(v) if isinstance(v, tuple) else v for k, v in arguments.items()}
 
 
 def prunable_network(network_opt):

@@ -181,7 +181,9 @@ def test_feature_distillation_options_are_checked(options, message):
 def test_stmfnet_teacher_then_mini_student_by_distillation_on_demo_vfi_data(demo_data, vfi_teacher, tmp_path):
     teacher_weights = str(vfi_teacher / 'experiments' / 'vfi_teacher' / 'models' / 'net_g_latest.pth')
     teacher_record = metric_records(vfi_teacher, 'vfi_teacher')[-1]
-    opt = vfi_options(demo_data, 'train_STMFNetMini_KD_demo.yml', 'vfi_kd', path__pretrain_network_t=teacher_weights)
+    # running statistics, as the teacher's own run validated (the demo file normalises the teacher per batch)
+    opt = vfi_options(demo_data, 'train_STMFNetMini_KD_demo.yml', 'vfi_kd', path__pretrain_network_t=teacher_weights,
+                      train__teacher_batchnorm='running')
     run_training(tmp_path, write_options(opt, tmp_path))
     assert [r['iter'] for r in recorded(tmp_path, 'vfi_kd').iterations if 'l_gt' in r and 'l_distill' in r] == [1, 2, 3]
     records = metric_records(tmp_path, 'vfi_kd')

@@ -65,14 +65,6 @@ def test_read_off_errors_name_the_width_or_the_tensor():
         pruning.student_arguments(dict(type='STMFNet', **TINY_WIDTHS), {'feature_channels[0]': (30, 3)})
 
 
-def test_student_arguments_leave_the_template_as_it_was():
-    template = dict(type='STMFNetMini', **TINY_WIDTHS)
-    before = {key: list(value) if isinstance(value, list) else value for key, value in template.items()}
-    _, arguments = pruning.student_arguments(template, {'grid_channels[1]': (4, 2), 'tem_channels[0]': (4, 3)})
-    assert (arguments['grid_channels'], arguments['tem_channels']) == ([4, 2, 4], [3, 4, 4, 4])
-    assert template == before
-
-
 def test_surviving_widths_are_rounded_to_what_the_arch_accepts():
     assert [legal_width(STMFNet.width_rules, 'feature_channels', w) for w in (0, 20, 33, 34)] == [32, 32, 34, 34]
     assert [legal_width(STMFNet.width_rules, 'kernel_channels', w) for w in (0, 5)] == [1, 5]

@@ -78,8 +78,8 @@ DEMO_OPTIONS = {
     'student_no_kd': 'options/train/demo/train_STMFNetMini_demo.yml',
 }
 PRESETS = {  # iterations of each run; every run validates at val_points evenly spaced iterations
-    # measured 2026-11-30 (DIS demo family, one thread per run): about 142 min alone on one core, 95 min with two
-    # runs at a time: over the 90-minute budget
+    # measured 2026-11-30 (DIS demo family, one thread per run, before the four template-width student runs were
+    # added): about 142 min alone on one core, 95 min with two runs at a time: over the 90-minute budget
     'cpu': {'teacher_iters': 1200, 'sparse_iters': 200, 'student_iters': 400, 'seeds': 2, 'val_points': 6},
     # VSR: each run trains its option file's own total_iter (the teacher and fixed-shape students 400, the multigrid
     # students 460)
@@ -265,7 +265,8 @@ def read_off_student(sparse_opt, sparse_weights, student_template, init_path):
     survivors = pruning.surviving_channels(network, state, threshold=0.0)
     widths = pruning.widths_of(survivors)
     pruning.check_no_width_emptied(widths, sparse_opt['train']['optim_g']['lambda_'])
-    _, arguments = pruning.student_arguments(student_template, widths)
+    # a copy: student_arguments hands back (and changes) the option's own width lists
+    _, arguments = pruning.student_arguments(copy.deepcopy(student_template), widths)
     student_network = dict(type=student_template['type'], **arguments)  # the template's flow branch, if any
     initial, kept = pruning.pruned_initial_state(sparse_opt['network_g'], state, survivors, student_network)
     if not same_weights(init_path, initial):  # rewritten only when changed: runs started from it stay reusable
