@@ -14,6 +14,7 @@ import torch
 import yaml
 
 import basicsr_multigrid  # noqa: F401  (before any basicsr import: compat fixes + registration)
+from basicsr_multigrid.utils.channel_units import channel_units
 from basicsr_multigrid.training.cli import TRAIN_CODE
 from basicsr_multigrid.training.recorder import read_run
 
@@ -186,6 +187,25 @@ def train_dataset_options(root, **overrides):
                io_backend={'type': 'disk'}, num_frame=5, gt_size=64, use_hflip=True, use_rot=True)
     opt.update(overrides)
     return opt
+
+
+class NormalisedWidth(torch.nn.Module):
+    """conv -> BatchNorm -> ReLU -> 1x1 head; the conv's output channels are one width, `channels` (channel-unit
+    and group-lasso tests)."""
+
+    def __init__(self, in_channels, channels, out_channels, kernel_size=1, conv_bias=True):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, channels, kernel_size, padding=kernel_size // 2, bias=conv_bias)
+        self.bn, self.head = torch.nn.BatchNorm2d(channels), torch.nn.Conv2d(channels, out_channels, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))))
+
+    def width_groups(self):
+        return {'channels': [('conv.weight', 0)]}
+
+    def channel_units(self):
+        return channel_units(self)
 
 
 TINY_WIDTHS = dict(feature_channels=[32, 32, 32, 32], kernel_channels=4, grid_channels=[4, 4, 4],

@@ -8,6 +8,7 @@ from basicsr.models.base_model import BaseModel
 from basicsr_multigrid.optim.obproxsg import OBProxSG, channel_sparsity_param_groups
 from basicsr_multigrid.utils.channel_units import channel_units, layer_units
 from basicsr_multigrid.utils.errors import OptionError
+from tests.conftest import NormalisedWidth
 
 
 def param_with_grad(values, grad):
@@ -43,33 +44,16 @@ def test_phases_follow_the_step_count_and_survive_a_state_dict_round_trip():
     assert resumed.step_count == 3
 
 
-class NormalisedPair(nn.Module):
-    """Two channels normalised by a BatchNorm, then a 1x1 head; the width is the two channels."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv, self.bn, self.head = nn.Conv2d(2, 2, 1, bias=False), nn.BatchNorm2d(2), nn.Conv2d(2, 1, 1)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
-            self.head.weight.copy_(torch.tensor([1.0, 0.5]).view(1, 2, 1, 1))
-            self.head.bias.zero_()
-
-    def forward(self, x):
-        return self.head(torch.relu(self.bn(self.conv(x))))
-
-    def width_groups(self):
-        return {'channels': [('conv.weight', 0)]}
-
-    def channel_units(self):
-        return channel_units(self)
-
-
 def test_group_lasso_behind_a_batchnorm_removes_the_unneeded_channel_and_keeps_the_needed_one():
     """The target reads channel 0 only. Behind a BatchNorm each conv row is scale-free, so a group lasso on the rows
     shrinks the needed one as fast as the other (measured with the previous units, conv rows + BatchNorm shift:
     channel norms 0.31 / 0.02 after these steps); on the BatchNorm's scale and shift the loss holds channel 0."""
     torch.manual_seed(0)
-    net = NormalisedPair()
+    net = NormalisedWidth(2, 2, 1, conv_bias=False)
+    with torch.no_grad():
+        net.conv.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        net.head.weight.copy_(torch.tensor([1.0, 0.5]).view(1, 2, 1, 1))
+        net.head.bias.zero_()
     assert [t.name for t in channel_units(net)['channels']] == ['bn.weight', 'bn.bias']
     optimizer = OBProxSG(channel_sparsity_param_groups(net), lr=0.05, lambda_=0.2, prox_iters=50,
                          sparsity='channel')

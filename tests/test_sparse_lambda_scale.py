@@ -9,37 +9,19 @@ import torch
 from torch import nn
 
 from basicsr_multigrid.archs.stmfnet_arch import STMFNet
-from basicsr_multigrid.utils.channel_units import channel_units
-from tests.conftest import REPO_ROOT, TINY_WIDTHS, vfi_options, write_options
+from tests.conftest import REPO_ROOT, TINY_WIDTHS, NormalisedWidth, vfi_options, write_options
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import sparse_lambda_scale  # noqa: E402
 
 
-class NormalisedHead(nn.Module):
-    """Four channels behind a BatchNorm (one width), then a plain 1x1 conv."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv, self.bn, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 3, 1)
-        with torch.no_grad():
-            self.bn.weight.uniform_(0.5, 2.0)
-            self.bn.bias.uniform_(-0.5, 0.5)
-
-    def forward(self, x):
-        return self.head(torch.relu(self.bn(self.conv(x))))
-
-    def width_groups(self):
-        return {'channels': [('conv.weight', 0)]}
-
-    def channel_units(self):
-        return channel_units(self)
-
-
 @pytest.mark.parametrize('lambda_scale', ['unit_rms', 'none'])
 def test_balancing_lambda_is_the_mean_gradient_norm_over_the_pull_weight(lambda_scale):
     torch.manual_seed(0)
-    network = NormalisedHead()
+    network = NormalisedWidth(3, 4, 3, kernel_size=3)  # four channels behind a BatchNorm
+    with torch.no_grad():
+        network.bn.weight.uniform_(0.5, 2.0)
+        network.bn.bias.uniform_(-0.5, 0.5)
     batches = [(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)) for _ in range(3)]
     loss = nn.L1Loss()
     scales = sparse_lambda_scale.balancing_lambdas(network, loss, batches, lambda_scale)
@@ -73,11 +55,13 @@ def test_command_reports_every_width_of_the_demo_sparse_run(demo_data, tmp_path,
     for values in result['balancing_lambda'].values():
         assert 0 < values['min'] <= values['median'] <= values['max']
     assert 'kernel_channels' in capsys.readouterr().out
-    # a checkpoint of the PWC-Net variant has tensors this DIS network lacks: one line naming one
+    # a checkpoint of the PWC-Net variant has tensors this DIS network lacks: one line naming them
     torch.save({'params': STMFNet(**TINY_WIDTHS).state_dict()}, weights)
     assert sparse_lambda_scale.main(['-opt', option_file, '--out', out, '--overwrite']) == 2
-    assert capsys.readouterr().err.strip() == (f'error: --weights {weights} does not match network_g '
-                                               '(flow_estimator.netExtractor.netFiv.0.bias is not in network_g)')
+    assert capsys.readouterr().err.strip() == (
+        f'error: --weights: {weights} does not match network_g: unexpected keys '
+        'flow_estimator.netExtractor.netOne.0.weight, flow_estimator.netExtractor.netOne.0.bias, '
+        'flow_estimator.netExtractor.netOne.2.weight (+123 more)')
 
 
 def test_bad_input_is_one_line_and_keeps_an_existing_output(tmp_path, capsys):

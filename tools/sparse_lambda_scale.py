@@ -30,12 +30,11 @@ import basicsr_multigrid  # noqa: E402,F401  (compat fixes + registration)
 from basicsr.archs import build_network  # noqa: E402
 from basicsr.data import build_dataset  # noqa: E402
 from basicsr.losses import build_loss  # noqa: E402
-from basicsr_multigrid import pruning  # noqa: E402
 from basicsr_multigrid.optim.obproxsg import ChannelUnit, channel_sparsity_param_groups  # noqa: E402
 from basicsr_multigrid.utils.atomic_io import write_text_atomic  # noqa: E402
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
 from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
-from basicsr_multigrid.utils.weights import read_weights  # noqa: E402
+from basicsr_multigrid.utils.weights import load_weights  # noqa: E402
 
 USAGE_ERROR = 2
 
@@ -84,15 +83,6 @@ def training_batches(opt, count, seed):
     return batches
 
 
-def check_same_tensors(network, state, source):
-    """OptionError naming the first tensor that only one of the network and the checkpoint has."""
-    expected = set(network.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        which = f'no {missing[0]}' if missing else f'{unexpected[0]} is not in network_g'
-        raise OptionError(f'{source} does not match network_g ({which})')
-
-
 def sparse_optimizer_options(opt, source):
     optim = opt.get('train', {}).get('optim_g', {})
     if optim.get('type') != 'OBProxSG' or optim.get('sparsity') != 'channel':
@@ -112,10 +102,7 @@ def run(args):
     if not weights:
         raise OptionError(f'--weights: not given and {args.opt} has no path.pretrain_network_g')
     network = build_network(dict(opt['network_g']))
-    state = read_weights(weights, 'params', '--weights')[0]
-    pruning.check_state_matches(network, state, f'--weights {weights}')
-    check_same_tensors(network, state, f'--weights {weights}')
-    network.load_state_dict(state)
+    load_weights(network, weights, 'params', what='network_g')
     loss = build_loss(dict(opt['train']['pixel_opt']))
     lambda_scale = optim.get('lambda_scale', 'unit_rms')
     scales = balancing_lambdas(network, loss, training_batches(opt, args.batches, args.seed), lambda_scale)
