@@ -10,6 +10,7 @@ The new width is the number of surviving channels, rounded up to what the arch a
 """
 import copy
 import inspect
+from typing import NamedTuple
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -27,6 +28,12 @@ def network_arguments(network_opt):
                 if p.default is not inspect.Parameter.empty}
     arguments = dict(defaults, **network_opt)
     return cls, {k: list(v) if isinstance(v, tuple) else v for k, v in arguments.items()}
+
+
+def parameter_count(network_opt):
+    """Learnable parameters of the network `network_opt` describes."""
+    cls, arguments = network_arguments(network_opt)
+    return sum(p.numel() for p in cls(**arguments).parameters())
 
 
 def prunable_network(network_opt):
@@ -74,11 +81,42 @@ def widths_of(survivors):
 
 
 def check_no_width_emptied(widths, lambda_):
-    """OptionError naming the first width whose every channel was pruned, with a smaller lambda to try."""
+    """OptionError naming the first width whose every channel was pruned, with a smaller lambda to try (when the
+    sparse run's lambda is known)."""
     for key, (width, kept) in widths.items():
         if kept == 0:
-            raise OptionError(f'{key}: all {width} channels were pruned; train.optim_g.lambda_ {lambda_:g} is too '
-                              f'large for this width (try {lambda_ / 4:g})')
+            hint = (f'train.optim_g.lambda_ {lambda_:g} is too large for this width (try {lambda_ / 4:g})'
+                    if lambda_ is not None else 'train the sparse run with a smaller train.optim_g.lambda_')
+            raise OptionError(f'{key}: all {width} channels were pruned; {hint}')
+
+
+class ReadOff(NamedTuple):
+    """A sparse run's student: its network option, {width key: (trained, surviving width)} and the surviving
+    channels ({width key: (trained width, [indices])})."""
+    student_network: dict
+    widths: dict
+    survivors: dict
+
+
+def read_off(sparse_opt, state, template_network_opt, threshold=0.0, keep_flow=False, source='sparse run weights'):
+    """The student of the sparse run `sparse_opt` trained to `state` (its weights, named `source` in errors): the
+    template's arch at the surviving widths, with the template's flow branch (`keep_flow` adds one where it has
+    none). OptionError for weights of another network and for a width with no channel left."""
+    network = prunable_network(sparse_opt['network_g'])
+    check_state_matches(network, state, source)
+    survivors = surviving_channels(network, state, threshold)
+    widths = widths_of(survivors)
+    check_no_width_emptied(widths, sparse_opt['train']['optim_g'].get('lambda_'))
+    # a copy: student_arguments changes the width lists of the options it is given
+    _, arguments = student_arguments(copy.deepcopy(template_network_opt), widths)
+    if keep_flow:
+        arguments['use_flow'] = True
+    return ReadOff(dict(type=template_network_opt['type'], **arguments), widths, survivors)
+
+
+def initial_state_of(sparse_opt, state, read):
+    """The student's initial weights cut from the surviving channels of `state`: `(weights, names taken from it)`."""
+    return pruned_initial_state(sparse_opt['network_g'], state, read.survivors, read.student_network)
 
 
 def legal_width(width_rules, argument, width):

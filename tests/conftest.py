@@ -5,17 +5,19 @@ import copy
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from os import path as osp
 
+import av
+import numpy as np
 import pytest
 import torch
 import yaml
 
 import basicsr_multigrid  # noqa: F401  (before any basicsr import: compat fixes + registration)
 from basicsr_multigrid.utils.channel_units import channel_units
-from basicsr_multigrid.training.cli import TRAIN_CODE
 from basicsr_multigrid.training.recorder import read_run
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -82,6 +84,11 @@ def demo_options(demo_data, base=DEMO_OPTIONS, **overrides):
     return opt
 
 
+# The training entry point as train.py runs it (one-line errors, exit status 2 to 5), its folders under the first
+# argument
+TRAIN_COMMAND = [sys.executable, '-m', 'basicsr_multigrid.training']
+
+
 def write_options(opt, folder, filename='options.yml'):
     path = osp.join(str(folder), filename)
     with open(path, 'w') as f:
@@ -94,12 +101,19 @@ def run_training(root_path, options_path, *extra_args, cwd=None, check=True, tim
 
     The result's stdout holds stdout and stderr (where BasicSR's logger writes) interleaved."""
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    result = subprocess.run([sys.executable, '-c', TRAIN_CODE, str(root_path), '-opt', options_path, *extra_args],
+    result = subprocess.run([*TRAIN_COMMAND, str(root_path), '-opt', options_path, *extra_args],
                             cwd=cwd or REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f'training failed ({result.returncode}):\n{result.stdout[-6000:]}')
     return result
+
+
+def run_tool(name, *args, timeout=600):
+    """`python tools/<name>.py args` in a fresh process, as a user runs it (tests never import a tool)."""
+    return subprocess.run([sys.executable, osp.join('tools', f'{name}.py'), *map(str, args)], cwd=REPO_ROOT,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore'), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def train_until(root, opt_path, stop_line=None, *extra, send=signal.SIGKILL, to_group=False, returncode=None,
@@ -111,7 +125,7 @@ def train_until(root, opt_path, stop_line=None, *extra, send=signal.SIGKILL, to_
     if returncode is None:
         returncode = -signal.SIGKILL if stop_line and send == signal.SIGKILL else 0
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', **(env or {}))
-    process = subprocess.Popen([sys.executable, '-c', TRAIN_CODE, str(root), '-opt', opt_path, *extra], cwd=REPO_ROOT,
+    process = subprocess.Popen([*TRAIN_COMMAND, str(root), '-opt', opt_path, *extra], cwd=REPO_ROOT,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                                preexec_fn=preexec_fn, start_new_session=to_group)
     lines = []
@@ -127,6 +141,30 @@ def train_until(root, opt_path, stop_line=None, *extra, send=signal.SIGKILL, to_
     log = ''.join(lines)
     assert process.returncode == returncode, log[-4000:]
     return log
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def rank_environment():
+    """The environment of a rank started by hand or by torchrun: one thread, no warnings, and the package
+    importable from the driver's folder."""
+    return dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', PYTHONPATH=REPO_ROOT)
+
+
+def write_rank_driver(folder):
+    """The script every rank of a distributed run executes (train.py, experiments under its first argument),
+    written into `folder`; returns its path."""
+    driver = osp.join(str(folder), 'driver.py')
+    with open(driver, 'w') as f:
+        f.write('import sys\n'
+                'from basicsr_multigrid.training.cli import run_cli\n'
+                'from basicsr_multigrid.training.runner import train_pipeline\n'
+                'run_cli(train_pipeline, sys.argv.pop(1))  # train.py, experiments under argv[1]\n')
+    return driver
 
 
 def final_weights(root, name):
@@ -189,6 +227,41 @@ def train_dataset_options(root, **overrides):
     return opt
 
 
+# A video model built in memory (tiny BasicVSR, no data, no experiment folder) for tests of its training step.
+VIDEO_MODEL_OPTIONS = {
+    'name': 'video_model', 'scale': 4, 'num_gpu': 0, 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1,
+    'network_g': {'type': 'BasicVSR', 'num_feat': 4, 'num_block': 1, 'spynet_path': None},
+    'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+    'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'flow_lr_mul': 0.125, 'fix_flow': 5,
+              'scheduler': {'type': 'MultiStepRestartLR', 'milestones': [100], 'gamma': 0.5},
+              'total_iter': 100, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+    'val': {'val_freq': 100, 'metrics': None}}
+
+
+def distilled_model(tmp_path, **train):
+    """A DistilledVideoRecurrentModel of VIDEO_MODEL_OPTIONS distilling from a BasicVSR of twice the width (its
+    weights saved under tmp_path); `train` updates the train options."""
+    from basicsr.archs.basicvsr_arch import BasicVSR
+    from basicsr.models import build_model
+    torch.manual_seed(1)
+    torch.save({'params': BasicVSR(num_feat=8, num_block=1).state_dict()}, tmp_path / 'teacher.pth')
+    opt = copy.deepcopy(VIDEO_MODEL_OPTIONS)
+    opt['model_type'] = 'DistilledVideoRecurrentModel'
+    opt['network_t'] = {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1, 'spynet_path': None}
+    opt['path']['pretrain_network_t'] = str(tmp_path / 'teacher.pth')
+    opt['train'].update(fix_flow=None, **train)
+    return build_model(opt)
+
+
+TINY_VSR_NETWORKS = {  # arch -> arguments of a tiny network of each supported VSR arch
+    'BasicVSR': dict(num_feat=8, num_block=1),
+    'IconVSR': dict(num_feat=8, num_block=1, keyframe_stride=5, temporal_padding=2),
+    'BasicVSRPlusPlus': dict(mid_channels=8, num_blocks=1),
+    'EDVR': dict(num_in_ch=3, num_out_ch=3, num_feat=16, num_frame=5, deformable_groups=2, num_extract_block=1,
+                 num_reconstruct_block=1, with_tsa=True),
+}
+
+
 class NormalisedWidth(torch.nn.Module):
     """conv -> BatchNorm -> ReLU -> 1x1 head; the conv's output channels are one width, `channels` (channel-unit
     and group-lasso tests)."""
@@ -210,6 +283,10 @@ class NormalisedWidth(torch.nn.Module):
 
 TINY_WIDTHS = dict(feature_channels=[32, 32, 32, 32], kernel_channels=4, grid_channels=[4, 4, 4],
                    tem_channels=[4, 4, 4, 4], tem_fuse_channels=4, pad_multiple=64)
+# Tiny STMFNet / STMFNetMini widths (ResNeXt branches need feature widths >= 32), all distinct so width groups can
+# be told apart.
+TINY_DISTINCT_WIDTHS = dict(feature_channels=[32, 34, 36, 38], kernel_channels=5, grid_channels=[5, 8, 10],
+                            tem_channels=[3, 7, 11, 15], tem_fuse_channels=2)
 
 
 def vfi_options(demo_data, base, name, **overrides):
@@ -267,3 +344,42 @@ def textured_sequence(step_x=2, step_y=-1, size=64, seed=0):
     shifted = [torch.roll(texture, (step_y * k // 2, step_x * k // 2), dims=(-2, -1))[..., 16:16 + size, 16:16 + size]
                for k in steps]
     return torch.stack([shifted[i] for i in (0, 1, 3, 4)], dim=1), shifted[2]
+
+
+def random_frames(count, height=16, width=20, seed=0):
+    """`count` RGB uint8 frames of uniform noise."""
+    state = np.random.RandomState(seed)
+    return [state.randint(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def make_video(path, frames, fps=10, audio=True):
+    """An H.264 mp4 of `frames`, with a mono AAC sine of the same length when `audio`."""
+    height, width = frames[0].shape[:2]
+    with av.open(path, 'w') as container:
+        video = container.add_stream('libx264', rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, 'yuv420p'
+        sound = container.add_stream('aac', rate=16000) if audio else None
+        if sound is not None:
+            sound.layout = 'mono'
+        for frame in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if sound is not None:
+            samples = (0.2 * np.sin(np.arange(int(16000 * len(frames) / fps)) * 0.17)).astype(np.float32)[None]
+            for start in range(0, samples.shape[1], 1024):
+                chunk = av.AudioFrame.from_ndarray(samples[:, start:start + 1024], format='fltp', layout='mono')
+                chunk.sample_rate, chunk.pts = 16000, start
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+
+
+def decoded(path):
+    """(RGB frames, frame rate, codec names of the audio streams) of the video file at `path`."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
+        return frames, stream.average_rate, [s.codec_context.name for s in container.streams.audio]

@@ -7,14 +7,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from basicsr_multigrid.archs.shape_limits import ShapeLimits
 from basicsr_multigrid.multigrid.dataloader import check_network_shapes
 from basicsr_multigrid.multigrid.schedule import MultigridSchedule, ScheduleError
-
-TINY_NETWORKS = {
-    'BasicVSR': dict(num_feat=8, num_block=1),
-    'IconVSR': dict(num_feat=8, num_block=1, keyframe_stride=5, temporal_padding=2),
-    'BasicVSRPlusPlus': dict(mid_channels=8, num_blocks=1),
-    'EDVR': dict(num_in_ch=3, num_out_ch=3, num_feat=16, num_frame=5, deformable_groups=2, num_extract_block=1,
-                 num_reconstruct_block=1, with_tsa=True),
-}
+from tests.conftest import TINY_VSR_NETWORKS
 
 
 def paper_schedule(num_frame, temporal_fractions=(0.5, 0.75, 1.0)):
@@ -24,14 +17,14 @@ def paper_schedule(num_frame, temporal_fractions=(0.5, 0.75, 1.0)):
     return MultigridSchedule.from_options(opt)
 
 
-@pytest.mark.parametrize('arch', sorted(TINY_NETWORKS))
+@pytest.mark.parametrize('arch', sorted(TINY_VSR_NETWORKS))
 def test_network_trains_at_lr32_and_the_shortest_clip(arch):
     schedule = paper_schedule(5, [1.0]) if arch == 'EDVR' else paper_schedule(15)
-    check_network_shapes(schedule, {'type': arch, **TINY_NETWORKS[arch]})
+    check_network_shapes(schedule, {'type': arch, **TINY_VSR_NETWORKS[arch]})
     first = schedule.phases[0]
     assert first.lq_size == 32 and first.num_frame == (5 if arch == 'EDVR' else 7)
     torch.manual_seed(0)
-    net = ARCH_REGISTRY.get(arch)(**TINY_NETWORKS[arch])
+    net = ARCH_REGISTRY.get(arch)(**TINY_VSR_NETWORKS[arch])
     lq = torch.rand(1, first.num_frame, 3, 32, 32)
     out = net(lq)
     expected = (1, 3, 128, 128) if arch == "EDVR" else (1, first.num_frame, 3, 128, 128)

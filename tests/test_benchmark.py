@@ -1,5 +1,7 @@
-"""tools/benchmark_multigrid.py: a real (tiny) side-by-side run, a tuned and seeded one reported on the test split,
-the JSON schema, the speedup arithmetic, the plot; tools/benchmark_kd.py: its complexity measurement."""
+"""The benchmarks (basicsr_multigrid/benchmarks/ and their command lines tools/benchmark_*.py): a real (tiny)
+side-by-side multigrid run, a tuned and seeded one reported on the test split, one on data without a test split, the
+JSON schema, the speedup arithmetic, the plot; the distillation workflows, their run reuse and baselines; the
+published pair's complexity."""
 import argparse
 import copy
 import json
@@ -11,10 +13,11 @@ from os import path as osp
 import pytest
 import torch
 
+from basicsr_multigrid.benchmarks import runs as run_options
+from basicsr_multigrid.benchmarks import summaries, vfi_baselines, vfi_distillation, vsr_distillation
+from basicsr_multigrid.benchmarks.vfi_distillation import PRESET as VFI_PRESET
+from basicsr_multigrid.benchmarks.vsr_distillation import PRESET as VSR_PRESET
 from tests.conftest import REPO_ROOT, TINY_WIDTHS, demo_options, recorded, textured_sequence, write_options
-
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-import benchmark_multigrid  # noqa: E402
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
@@ -127,7 +130,7 @@ def test_speedup_is_baseline_time_over_first_time_at_baseline_psnr():
     baseline = run_with_curve([[100, 10, 25.0], [200, 20, 26.0]], 26.0, 200)
     fast = run_with_curve([[40, 10, 25.5], [80, 20, 26.1], [120, 30, 26.3]], 26.3, 120)
     never = run_with_curve([[50, 10, 25.0], [100, 20, 25.9]], 25.9, 100)
-    summary = benchmark_multigrid.compare([baseline, fast, never])
+    summary = summaries.compare([baseline, fast, never])
     assert summary == {'speedup_to_baseline_psnr': pytest.approx(2.5), 'psnr_drop_db': pytest.approx(-0.3)}
     assert never['speedup_to_baseline_psnr'] is None and never['psnr_drop_db'] == pytest.approx(0.1)
 
@@ -135,7 +138,7 @@ def test_speedup_is_baseline_time_over_first_time_at_baseline_psnr():
 def test_largebatch_scales_batch_iterations_and_lr():
     opt = {'num_gpu': 0, 'datasets': {'train': {'batch_size_per_gpu': 2}},
            'train': {'total_iter': 300, 'scheduler': {'periods': [300]}, 'hooks': [{'type': 'LinearWarmupHook'}]}}
-    large = benchmark_multigrid.largebatch_options(opt, 4)
+    large = run_options.largebatch_options(opt, 4)
     assert large['datasets']['train']['batch_size_per_gpu'] == 8 and large['train']['total_iter'] == 75
     assert large['train']['scheduler']['periods'] == [75]
     assert large['train']['hooks'] == [{'type': 'LinearWarmupHook'},
@@ -146,9 +149,11 @@ def test_largebatch_scales_batch_iterations_and_lr():
 @pytest.mark.slow
 def test_benchmark_kd_reports_the_published_pairs_complexity(tmp_path):
     """--complexity-only measures the published ST-MFNet and ST-MFNet Mini (small frames here)."""
-    import benchmark_kd
     out = tmp_path / 'kd.json'
-    benchmark_kd.main(['--out', str(out), '--complexity-only', '--resolution', '64', '--repeats', '1'])
+    result = subprocess.run([sys.executable, 'tools/benchmark_kd.py', '--out', str(out), '--complexity-only',
+                             '--resolution', '64', '--repeats', '1'], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
     with open(out) as f:
         result = json.load(f)
     teacher, mini = result['published']['teacher'], result['published']['mini']
@@ -170,7 +175,6 @@ def test_benchmark_kd_reports_the_published_pairs_complexity(tmp_path):
 def test_benchmark_kd_reuses_a_run_only_if_it_started_after_the_weights_it_started_from(tmp_path):
     """Same options but initial weights rewritten since (an earlier sparse run's, at the same path): not reused;
     and the read-off's initial weights are rewritten only when they change."""
-    import benchmark_kd
     init = str(tmp_path / 'init.pth')
     state = {'w': torch.arange(4.0)}
     torch.save({'params': state}, init)
@@ -181,23 +185,22 @@ def test_benchmark_kd_reuses_a_run_only_if_it_started_after_the_weights_it_start
     write_options(opt, tmp_path, 'run.yml')
     os.utime(init, (1000, 1000))
     os.utime(used, (2000, 2000))
-    assert benchmark_kd.finished_with(str(root), opt, used)
-    assert not benchmark_kd.finished_with(str(root), dict(opt, train={'x': 2}), used)
+    assert run_options.finished_with(str(root), opt, used)
+    assert not run_options.finished_with(str(root), dict(opt, train={'x': 2}), used)
     os.utime(init, (3000, 3000))
-    assert not benchmark_kd.finished_with(str(root), opt, used)
-    assert benchmark_kd.same_weights(init, {'w': torch.arange(4.0)})
-    assert not benchmark_kd.same_weights(init, {'w': torch.arange(4.0) + 1})
-    assert not benchmark_kd.same_weights(str(tmp_path / 'none.pth'), state)
+    assert not run_options.finished_with(str(root), opt, used)
+    assert run_options.same_weights(init, {'w': torch.arange(4.0)})
+    assert not run_options.same_weights(init, {'w': torch.arange(4.0) + 1})
+    assert not run_options.same_weights(str(tmp_path / 'none.pth'), state)
 
 
 @pytest.mark.slow
 def test_benchmark_kd_dis_splat_baseline_finds_the_middle_of_a_translation():
     """The no-learning baseline of the KD benchmark lands on the true middle frame of a texture moving 2 px between
     I1 and I2 in x and y, where the frame average is off by the whole motion."""
-    import benchmark_kd
     clip, middle = textured_sequence(step_x=2, step_y=2)
     i1, middle, i2 = clip[0, 1], middle[0], clip[0, 2]
-    for method, limit in ((benchmark_kd.dis_splat_average, 0.005), (benchmark_kd.frame_average, None)):
+    for method, limit in ((vfi_baselines.dis_splat_average, 0.005), (vfi_baselines.frame_average, None)):
         error = (method(i1, i2) - middle)[:, 8:-8, 8:-8].abs().mean().item()
         if limit is None:
             assert error > 0.01
@@ -209,8 +212,7 @@ def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_r
                                                                                     capsys):
     """The whole workflow at tiny widths and iterations: teacher, sparse run, read-off, distilled and no-KD
     students for two seeds; a second invocation reuses every finished run."""
-    import benchmark_kd
-    original = benchmark_kd.demo_run_options
+    original = vfi_distillation.demo_run_options
 
     def tiny_runs(opt, name, data, iters, val_points, seed=None):
         opt = original(opt, name, data, iters, val_points, seed)
@@ -222,13 +224,16 @@ def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_r
                 opt[key].update(TINY_WIDTHS)
         return opt
 
-    monkeypatch.setattr(benchmark_kd, 'demo_run_options', tiny_runs)
-    out, png = tmp_path / 'kd.json', tmp_path / 'kd.png'
-    args = ['--out', str(out), '--plot', str(png), '--data', demo_data, '--work-dir', str(tmp_path / 'work'),
-            '--teacher-iters', '2', '--sparse-iters', '2', '--student-iters', '2', '--seeds', '2',
-            '--resolution', '64', '--demo-resolution', '64', '--repeats', '1']
-    benchmark_kd.main(args)
-    result = json.loads(out.read_text())
+    monkeypatch.setattr(vfi_distillation, 'demo_run_options', tiny_runs)
+    png = tmp_path / 'kd.png'
+
+    def workflow(seeds):
+        preset = dict(VFI_PRESET, teacher_iters=2, sparse_iters=2, student_iters=2, seeds=seeds)
+        return vfi_distillation.results(demo_data, str(tmp_path / 'work'), preset, demo_resolution=64, resolution=64,
+                                        repeats=1)
+
+    result = workflow(seeds=2)
+    vfi_distillation.plot(dict(result, machine='CPU', date='today'), png)
     assert png.read_bytes().startswith(PNG_SIGNATURE)
     assert {'teacher', 'sparse', 'student', 'student_no_kd', 'student_pruned_init', 'student_no_kd_pruned_init',
             'student_template', 'student_no_kd_template', 'frame_average', 'seeds', 'kd_gain_db',
@@ -246,7 +251,7 @@ def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_r
     # the demo student keeps the teacher's DIS splatting branch (no parameters); nothing else is in one, not the other
     assert result['student']['params'] <= result['teacher']['params']
     # the template's own widths, whatever the sparse run kept: the shipped student file's network
-    template = benchmark_kd.load_options(benchmark_kd.DEMO_OPTIONS['student'])['network_g']
+    template = run_options.load_options(vfi_distillation.DEMO_OPTIONS['student'])['network_g']
     assert result['student_template']['network'] == template
     built = STMFNetMini(**{key: value for key, value in template.items() if key != 'type'})
     assert result['student_template']['params'] == result['student_no_kd_template']['params'] == sum(
@@ -259,7 +264,7 @@ def test_benchmark_kd_workflow_prunes_then_trains_both_students_and_reuses_its_r
     gap = result['teacher']['psnr'] - min(result['student_template']['psnr_per_seed'])
     assert result['targets_met']['student_gap_to_teacher_template'] == (gap <= 0.5)
     capsys.readouterr()
-    benchmark_kd.main(args[:args.index('--seeds')] + ['--seeds', '1'] + args[args.index('--seeds') + 2:])
+    workflow(seeds=1)
     printed = capsys.readouterr().out
     assert 'teacher: reusing the finished run' in printed and 'sparse: reusing the finished run' in printed
     assert 'student seed 0: reusing the finished run' in printed and ': training ' not in printed
@@ -270,8 +275,7 @@ def test_benchmark_kd_vsr_distils_a_half_width_student_with_and_without_multigri
                                                                                   capsys):
     """--preset vsr-cpu at tiny widths and iterations: the teacher trains once, four students train at the
     student's width, the teacher's PSNR is what its own run measured, and a second invocation trains nothing."""
-    import benchmark_kd
-    original = benchmark_kd.vsr_run_options
+    original = vsr_distillation.vsr_run_options
 
     def tiny_runs(opt, name, data, val_points, seed=None):
         opt = copy.deepcopy(opt)
@@ -289,14 +293,16 @@ def test_benchmark_kd_vsr_distils_a_half_width_student_with_and_without_multigri
             opt['train']['multigrid']['spatial_sizes'] = [8, 16]
         return original(opt, name, data, val_points, seed)
 
-    monkeypatch.setattr(benchmark_kd, 'vsr_run_options', tiny_runs)
-    out, png, work = tmp_path / 'kd-vsr.json', tmp_path / 'kd-vsr.png', tmp_path / 'work'
-    args = ['--preset', 'vsr-cpu', '--out', str(out), '--plot', str(png), '--data', demo_data, '--work-dir', str(work),
-            '--kd-variants', 'gate', 'feature']
-    benchmark_kd.main(args)
-    result = json.loads(out.read_text())
+    monkeypatch.setattr(vsr_distillation, 'vsr_run_options', tiny_runs)
+    png, work = tmp_path / 'kd-vsr.png', tmp_path / 'work'
+
+    def workflow():
+        return vsr_distillation.run_workflow(demo_data, str(work), VSR_PRESET, kd_variants=('gate', 'feature'))
+
+    result = workflow()
+    vsr_distillation.vsr_plot(dict(result, machine='CPU', date='today'), png)
     assert png.read_bytes().startswith(PNG_SIGNATURE)
-    assert 'published' not in result and 'targets_met' not in result
+    assert result['teacher']['weights'] == osp.join('experiments', 'kd_vsr_teacher', 'models', 'net_g_latest.pth')
     experiments = work / 'experiments'
     # the teacher the students distilled from is the one trained here: the KD run's validation of it equals the
     # teacher run's own last validation on both splits
@@ -326,25 +332,30 @@ def test_benchmark_kd_vsr_distils_a_half_width_student_with_and_without_multigri
         assert result[f'kd_gain_db_multigrid_{variant}'] == {
             split: [pytest.approx(kd[split][0] - no_kd[split][0], abs=1e-3)] for split in ('test', 'val')}
     capsys.readouterr()
-    benchmark_kd.main(args)
+    workflow()
     printed = capsys.readouterr().out
-    assert 'teacher: reusing the finished run' in printed and ': training ' not in printed
+    assert 'teacher: reusing the finished run kd_vsr_teacher (same options)' in printed
+    assert ': training ' not in printed and str(work) not in printed  # runs named by name, not by this machine's path
 
 
+def run_benchmark_kd(*args):
+    return subprocess.run([sys.executable, 'tools/benchmark_kd.py', *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.slow
 def test_benchmark_kd_vsr_options_are_checked(demo_data, tmp_path):
-    import benchmark_kd
     out = tmp_path / 'kd.json'
     for extra, message in ((['--teacher-weights', 'x.pth'], '--teacher-weights: only the vsr-cpu preset'),
                            (['--preset', 'vsr-cpu', '--student-iters', '3'], '--student-iters: the vsr-cpu preset'),
                            (['--preset', 'vsr-cpu', '--complexity-only'], '--complexity-only: measures the published'),
-                           (['--kd-variants', 'gate'], '--kd-variants: only the vsr-cpu preset')):
-        with pytest.raises(SystemExit) as stop:
-            benchmark_kd.main(['--out', str(out), *extra])
-        assert message in str(stop.value) and not out.exists()
-    with pytest.raises(SystemExit) as stop:
-        benchmark_kd.main(['--out', str(out), '--preset', 'vsr-cpu', '--teacher-weights', str(tmp_path / 'no.pth'),
-                           '--data', demo_data, '--work-dir', str(tmp_path / 'work')])
-    assert '--teacher-weights' in str(stop.value) and 'no.pth' in str(stop.value) and not out.exists()
+                           (['--kd-variants', 'gate'], '--kd-variants: only the vsr-cpu preset'),
+                           (['--preset', 'vsr-cpu', '--teacher-weights', str(tmp_path / 'no.pth'), '--data', demo_data,
+                             '--work-dir', str(tmp_path / 'work')], f"--teacher-weights: file not found: {tmp_path}")):
+        result = run_benchmark_kd('--out', str(out), *extra)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr
+        assert not out.exists()
 
 
 @pytest.mark.slow
@@ -377,22 +388,66 @@ def test_tuned_seeded_run_chooses_on_val_and_reports_test(demo_data, tmp_path):
     assert 'training budget' in result.stdout and 'test: multigrid' in result.stdout
 
 
+def without_test_split(demo_data, folder):
+    """The demo data's train and val splits alone, as REDS, Vimeo-90K or a user's own folder have them: no test split
+    and no recorded bicubic PSNR."""
+    os.makedirs(folder)
+    for split in ('train', 'val'):
+        os.symlink(osp.join(demo_data, split), osp.join(folder, split))
+        with open(osp.join(demo_data, f'meta_info_{split}.txt')) as source:
+            with open(osp.join(folder, f'meta_info_{split}.txt'), 'w') as copy_:
+                copy_.write(source.read())
+    return folder
+
+
+@pytest.mark.slow
+def test_benchmark_summarises_data_without_a_test_split(demo_data, tmp_path):
+    """Every summary works on the splits that exist: here val only (it raised KeyError after the first run)."""
+    baseline, multigrid = tiny_option_files(demo_data, tmp_path)
+    data, out = without_test_split(demo_data, str(tmp_path / 'no_test')), tmp_path / 'results.json'
+    result = subprocess.run([sys.executable, 'tools/benchmark_multigrid.py', '--baseline', baseline, '--multigrid',
+                             multigrid, '--largebatch', '0', '--val-points', '2', '--seeds', '2', '--data', data,
+                             '--work-dir', str(tmp_path / 'work'), '--out', str(out),
+                             '--plot', str(tmp_path / 'r.png')],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert [set(run['splits']) for run in results['runs']] == [{'val'}, {'val'}]
+    assert list(results['splits']) == ['val'] and len(results['splits']['val']['multigrid']['psnr_drop_values']) == 2
+    assert results['bicubic'] == {} and results['budget']['split'] == 'val' and results['budget']['margin_db'] is None
+    assert 'val: baseline' in result.stdout and 'no bicubic reference here' in result.stdout
+    validated = {r['dataset'] for r in recorded(tmp_path / 'work', next(
+        d for d in os.listdir(tmp_path / 'work' / 'experiments') if d.endswith('_multigrid'))).validations}
+    assert validated == {'demo_val'}  # the benchmark added no test set
+
+
 def test_tune_grid_scales_the_lr_and_switches_the_warmup():
     opt = {'train': {'total_iter': 200, 'optim_g': {'lr': 2e-3},
                      'hooks': [{'type': 'LinearScalingLRHook', 'reference_batch': 2}]}}
-    on = benchmark_multigrid.variant_options(opt, 0.5, 'on')
+    on = run_options.variant_options(opt, 0.5, 'on')
     assert on['train']['optim_g']['lr'] == pytest.approx(1e-3)
     assert on['train']['hooks'][0] == {'type': 'LinearWarmupHook', 'warmup_iter': 10}
     own = dict(opt, train=dict(opt['train'], hooks=[{'type': 'LinearWarmupHook', 'warmup_iter': 50}]))
-    assert benchmark_multigrid.variant_options(own, 1, 'on')['train']['hooks'] == on['train']['hooks'][:1]
-    off = benchmark_multigrid.variant_options(on, 2, 'off')
+    assert run_options.variant_options(own, 1, 'on')['train']['hooks'] == on['train']['hooks'][:1]
+    off = run_options.variant_options(on, 2, 'off')
     assert off['train']['hooks'] == [{'type': 'LinearScalingLRHook', 'reference_batch': 2}]
-    assert benchmark_multigrid.variant_options(on, 1, 'on')['train']['hooks'] == on['train']['hooks']
-    quarter = benchmark_multigrid.variant_options(opt, 1, 0.25)['train']['hooks'][0]
+    assert run_options.variant_options(on, 1, 'on')['train']['hooks'] == on['train']['hooks']
+    quarter = run_options.variant_options(opt, 1, 0.25)['train']['hooks'][0]
     assert quarter == {'type': 'LinearWarmupHook', 'warmup_iter': 50}
-    assert [benchmark_multigrid.warmup_choice(text) for text in ('off', 'on', '0.25')] == ['off', 'on', 0.25]
+    assert [run_options.warmup_choice(text) for text in ('off', 'on', '0.25')] == ['off', 'on', 0.25]
     for bad in ('1.5', '0', 'long'):
         with pytest.raises(argparse.ArgumentTypeError):
-            benchmark_multigrid.warmup_choice(bad)
+            run_options.warmup_choice(bad)
     assert opt['train']['optim_g']['lr'] == 2e-3  # the input is not modified
-    assert benchmark_multigrid.spread([1.0, None, 3.0]) == {'mean': 2.0, 'min': 1.0, 'max': 3.0, 'missing': 1}
+    assert summaries.spread([1.0, None, 3.0]) == {'mean': 2.0, 'min': 1.0, 'max': 3.0, 'missing': 1}
+
+
+def test_results_name_runs_by_their_place_in_the_work_directory_or_the_repository(tmp_path):
+    work = str(tmp_path / 'work')
+    run = osp.join(work, 'experiments', 'kd_vsr_teacher', 'models', 'net_g_latest.pth')
+    assert run_options.portable_path(run, work) == osp.join('experiments', 'kd_vsr_teacher', 'models',
+                                                            'net_g_latest.pth')
+    shipped = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_BasicVSR_demo.yml')
+    assert run_options.portable_path(shipped, work) == osp.join('options', 'train', 'demo', 'train_BasicVSR_demo.yml')
+    elsewhere = str(tmp_path / 'mine.pth')  # the user's own file outside both: as given
+    assert run_options.portable_path(elsewhere, work) == elsewhere

@@ -20,9 +20,8 @@ from basicsr_multigrid.utils.atomic_io import atomic_torch_save, write_text_atom
 from basicsr_multigrid.utils.checkpoint import latest_training_state
 from basicsr_multigrid.utils.distributed import collective_timeout
 from basicsr_multigrid.utils.errors import DiskWriteError, OptionError
-from tests.conftest import (REPO_ROOT, final_weights, recorded, steps, tiny_multigrid_options, train_until,
-                            write_options)
-from tests.test_distributed import DRIVER, environment, free_port
+from tests.conftest import (REPO_ROOT, final_weights, free_port, rank_environment, recorded, steps,
+                            tiny_multigrid_options, train_until, write_options, write_rank_driver)
 
 LOGGER = logging.getLogger('test')
 
@@ -114,13 +113,11 @@ def test_sigterm_to_every_process_mid_phase_checkpoints_that_iteration_requeues_
 
 def launch_ranks(root, opt_path, *extra):
     """Two gloo ranks started by hand (as srun would), so that a test can signal or kill one of them."""
-    driver = osp.join(root, 'driver.py')
-    with open(driver, 'w') as f:
-        f.write(DRIVER)
+    driver = write_rank_driver(root)
     port = str(free_port())
     processes = []
     for rank in range(2):
-        env = dict(environment(), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
+        env = dict(rank_environment(), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
                    MASTER_PORT=port)
         processes.append(subprocess.Popen([sys.executable, driver, str(root), '-opt', opt_path, '--launcher',
                                            'pytorch', *extra], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,

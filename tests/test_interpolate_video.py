@@ -2,8 +2,6 @@
 with a network whose output is known, and the tool end to end on an mp4 with an ST-MFNet Mini checkpoint in the
 official ST-MFNet layout."""
 import os
-import sys
-from os import path as osp
 
 import numpy as np
 import pytest
@@ -11,13 +9,9 @@ import torch
 import yaml
 
 from basicsr_multigrid.archs.stmfnet_mini_arch import STMFNetMini
+from basicsr_multigrid.inference import interpolate_video
 from basicsr_multigrid.inference.vfi import FrameInterpolator
-from tests.conftest import REPO_ROOT
-from tests.test_stmfnet_arch import TINY
-from tests.test_upscale_video import decoded, make_video, random_frames
-
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-import interpolate_video  # noqa: E402
+from tests.conftest import TINY_DISTINCT_WIDTHS, decoded, make_video, random_frames
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 WEIGHTS = (0.1, 0.4, 0.3, 0.2)
@@ -52,12 +46,13 @@ def test_middle_frames_edge_replication_and_recursion(count, factor):
 
 def test_video_at_twice_the_frame_rate_with_an_official_layout_checkpoint(tmp_path):
     torch.manual_seed(0)
-    network = STMFNetMini(**{**TINY, 'pad_multiple': 16})
+    network = STMFNetMini(**{**TINY_DISTINCT_WIDTHS, 'pad_multiple': 16})
     weights = str(tmp_path / 'stmfnet_mini.pth')
     torch.save({'state_dict': {f'module.{k}': v for k, v in network.state_dict().items()}}, weights)
     opt_path = str(tmp_path / 'mini.yml')
     with open(opt_path, 'w') as f:
-        yaml.safe_dump({'name': 'mini', 'network_g': {'type': 'STMFNetMini', **TINY, 'pad_multiple': 16}}, f)
+        yaml.safe_dump({'name': 'mini', 'network_g': {'type': 'STMFNetMini', **TINY_DISTINCT_WIDTHS,
+                                                      'pad_multiple': 16}}, f)
     frames = random_frames(4, height=32, width=48)
     make_video(str(tmp_path / 'in.mp4'), frames, fps=12)
     out = str(tmp_path / 'out.mkv')
@@ -103,7 +98,7 @@ def test_validation_reports_the_mean_over_sequences_of_the_sequence_means():
     from basicsr.models import build_model
     from basicsr.utils import tensor2img
     torch.manual_seed(0)
-    network_opt = {'type': 'STMFNetMini', **TINY, 'pad_multiple': 16}
+    network_opt = {'type': 'STMFNetMini', **TINY_DISTINCT_WIDTHS, 'pad_multiple': 16}
     opt = {'name': 'vfi', 'model_type': 'FrameInterpolationModel', 'scale': 1, 'num_gpu': 0, 'is_train': False,
            'dist': False, 'rank': 0, 'world_size': 1, 'network_g': network_opt, 'path': {'pretrain_network_g': None},
            'val': {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}}}

@@ -7,16 +7,15 @@ import pytest
 import torch
 
 from basicsr_multigrid.utils.errors import OptionError
-from tests.conftest import has_cpp_compiler
-from tests.test_video_models import OPTIONS, distilled_model
+from tests.conftest import VIDEO_MODEL_OPTIONS, distilled_model, has_cpp_compiler
 
-BF16_OPTIONS = dict(OPTIONS, train=dict(OPTIONS['train'], fix_flow=None, precision='bf16'))
+BF16_OPTIONS = dict(VIDEO_MODEL_OPTIONS, train=dict(VIDEO_MODEL_OPTIONS['train'], fix_flow=None, precision='bf16'))
 
 
 def build(model_type='MultigridVideoRecurrentModel', **train):
     from basicsr.models import build_model
     torch.manual_seed(0)
-    opt = dict(copy.deepcopy(OPTIONS), model_type=model_type)
+    opt = dict(copy.deepcopy(VIDEO_MODEL_OPTIONS), model_type=model_type)
     opt['train'].update(fix_flow=None, **train)
     return build_model(opt)
 
@@ -150,7 +149,7 @@ def test_preflight_refuses_precision_with_a_model_that_uses_basicsrs_own_step():
 def test_cuda_mixed_precision_steps_in_the_requested_dtype(precision, compiled):
     from basicsr.models import build_model
     torch.manual_seed(0)
-    opt = dict(copy.deepcopy(OPTIONS), model_type='MultigridVideoRecurrentModel', num_gpu=1)
+    opt = dict(copy.deepcopy(VIDEO_MODEL_OPTIONS), model_type='MultigridVideoRecurrentModel', num_gpu=1)
     opt['train'].update(fix_flow=None, precision=precision, compile=compiled)
     model = build_model(opt)
     seen = output_dtypes(model.net_g, ['conv_last'])

@@ -1,6 +1,5 @@
 """Sparse training -> surviving widths -> student option file, end to end on the demo frame-interpolation data
 (tiny widths), and the width read-out on hand-zeroed weights."""
-import sys
 from os import path as osp
 
 import pytest
@@ -11,10 +10,7 @@ from basicsr_multigrid import pruning
 from basicsr_multigrid.archs.stmfnet_arch import STMFNet
 from basicsr_multigrid.pruning import legal_width
 from basicsr_multigrid.utils.errors import OptionError
-from tests.conftest import REPO_ROOT, TINY_WIDTHS, metric_records, run_training, vfi_options, write_options
-
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-import prune_widths  # noqa: E402
+from tests.conftest import REPO_ROOT, TINY_WIDTHS, metric_records, run_tool, run_training, vfi_options, write_options
 
 
 def zero_channels(state, tensors, channels):
@@ -94,9 +90,10 @@ def test_sparse_training_then_prune_widths_writes_a_runnable_student(demo_data, 
     out = str(tmp_path / 'student.yml')
     template = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_STMFNetMini_KD_demo.yml')
     init = str(tmp_path / 'student_init.pth')
-    assert prune_widths.main(['-opt', sparse_path, '--weights',
-                              str(tmp_path / 'experiments' / 'sparse' / 'models' / 'net_g_latest.pth'),
-                              '--template', template, '--out', out, '--init-weights', init]) == 0
+    result = run_tool('prune_widths', '-opt', sparse_path, '--weights',
+                      tmp_path / 'experiments' / 'sparse' / 'models' / 'net_g_latest.pth', '--template', template,
+                      '--out', out, '--init-weights', init)
+    assert result.returncode == 0, result.stderr
     with open(out) as f:
         student = yaml.safe_load(f)
     assert student['path']['pretrain_network_t'] == teacher_weights
@@ -113,16 +110,17 @@ def test_sparse_training_then_prune_widths_writes_a_runnable_student(demo_data, 
     assert metric_records(tmp_path, 'pruned_student')[0]['dataset'] == 'demo_vfi_val_teacher'
 
 
-def test_existing_output_is_kept_and_bad_weights_are_named(tmp_path, capsys):
+@pytest.mark.slow
+def test_existing_output_is_kept_and_bad_weights_are_named(tmp_path):
     out = tmp_path / 'student.yml'
     out.write_text('keep me\n')
     template = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_STMFNetMini_KD_demo.yml')
     sparse = osp.join(REPO_ROOT, 'options', 'train', 'demo', 'train_STMFNet_sparse_demo.yml')
     args = ['-opt', sparse, '--weights', str(tmp_path / 'none.pth'), '--template', template, '--out', str(out)]
-    assert prune_widths.main(args) == 2
-    assert 'exists (use --overwrite' in capsys.readouterr().err and out.read_text() == 'keep me\n'
-    assert prune_widths.main(args + ['--overwrite']) == 2
-    assert capsys.readouterr().err.strip() == f'error: --weights: file not found: {tmp_path}/none.pth'
+    result = run_tool('prune_widths', *args)
+    assert result.returncode == 2 and 'exists (use --overwrite' in result.stderr and out.read_text() == 'keep me\n'
+    result = run_tool('prune_widths', *args, '--overwrite')
+    assert result.returncode == 2 and result.stderr.strip() == f'error: --weights: file not found: {tmp_path}/none.pth'
     assert out.read_text() == 'keep me\n'
 
 

@@ -217,9 +217,10 @@ def test_absurd_learning_rate_stops_with_one_line_instead_of_crashing(demo_data,
 
 
 def test_benchmark_runs_on_several_gpus_start_one_process_per_gpu():
-    from basicsr_multigrid.training.cli import TRAIN_CODE, training_command
-    plain = [sys.executable, '-c', TRAIN_CODE, '/w', '-opt', '/w/a.yml']
-    assert training_command({'num_gpu': 1}, '/w', '/w/a.yml') == plain
+    from basicsr_multigrid.benchmarks.runs import training_command
+    run = ['/w', '-opt', '/w/a.yml']
+    assert training_command({'num_gpu': 1}, '/w', '/w/a.yml') == [sys.executable, '-m', 'basicsr_multigrid.training',
+                                                                   *run]
     command = training_command({'num_gpu': 8}, '/w', '/w/a.yml')
-    assert command[:5] == [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=8', '--no-python']
-    assert command[5:] == plain + ['--launcher', 'pytorch']
+    assert command == [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=8', '-m',
+                       'basicsr_multigrid.training', *run, '--launcher', 'pytorch']

@@ -1,6 +1,7 @@
 """The runner trains stock BasicSR models as basicsr's own `train_pipeline` does: same losses and LRs at every
 iteration for a VideoRecurrentModel on basicsr's REDSRecurrentDataset (BasicSR's warmup and a chainable
-scheduler included), and the run records read back what the network received."""
+scheduler included), the run records read back what the network received, and each validated iteration is
+recorded once."""
 import os
 import re
 import subprocess
@@ -9,7 +10,8 @@ import sys
 import pytest
 
 from basicsr_multigrid.training.recorder import batch_shape
-from tests.conftest import REPO_ROOT, TRAIN_CODE, build_demo_data, recorded, write_options
+from tests.conftest import (REPO_ROOT, TRAIN_COMMAND, build_demo_data, recorded, run_training,
+                            tiny_multigrid_options, write_options)
 
 pytestmark = pytest.mark.slow
 LOG_LINE = re.compile(r'iter:\s*(\d+), lr:\(([^)]*)\).*l_pix: (\S+)')
@@ -49,8 +51,8 @@ def console_steps(stdout):
     return {int(it): (lrs, loss) for it, lrs, loss in LOG_LINE.findall(stdout)}
 
 
-def run(code, root, opt_path):
-    result = subprocess.run([sys.executable, '-c', code, str(root), '-opt', opt_path], cwd=REPO_ROOT,
+def run(command, root, opt_path):
+    result = subprocess.run([*command, str(root), '-opt', opt_path], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
                             env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore'))
     assert result.returncode == 0, result.stdout[-4000:]
@@ -59,8 +61,8 @@ def run(code, root, opt_path):
 
 def test_stock_video_model_logs_the_same_losses_and_lrs_as_basicsr_train_pipeline(reds_like_data, tmp_path):
     opt_path = write_options(stock_options(reds_like_data, 'stock'), tmp_path)
-    theirs = console_steps(run(BASICSR_CODE, tmp_path / 'basicsr', opt_path))
-    ours_stdout = run(TRAIN_CODE, tmp_path / 'runner', opt_path)
+    theirs = console_steps(run([sys.executable, '-c', BASICSR_CODE], tmp_path / 'basicsr', opt_path))
+    ours_stdout = run(TRAIN_COMMAND, tmp_path / 'runner', opt_path)
     ours = console_steps(ours_stdout)
     assert sorted(theirs) == list(range(1, 9))
     assert ours == theirs
@@ -78,3 +80,16 @@ def test_batch_shape_reads_the_tensor_itself():
     assert batch_shape(torch.zeros(3, 7, 3, 16, 20)) == (3, 7, 20)
     assert batch_shape(torch.zeros(3, 3, 16, 16)) == (3, None, 16)
     assert batch_shape(None) == (None, None, None)
+
+
+@pytest.mark.parametrize('val_freq, validated_iters', [
+    (6, [6, 12]),  # the periodic validation of iteration 12 is the last one: it is not repeated
+    (5, [5, 10, 12]),  # the last iteration is validated after the loop
+])
+def test_each_validated_iteration_is_recorded_once_per_dataset(demo_data, tmp_path, val_freq, validated_iters):
+    name = f'every_{val_freq}'
+    # the EMA and the training weights: two datasets per validation
+    opt = tiny_multigrid_options(demo_data, name, val__val_freq=val_freq, train__ema_decay=0.5, val__ema='both')
+    run_training(tmp_path, write_options(opt, tmp_path))
+    for dataset in ('demo_val', 'demo_val_net_g'):
+        assert [r['iter'] for r in recorded(tmp_path, name).validations_of(dataset)] == validated_iters

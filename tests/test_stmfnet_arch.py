@@ -22,15 +22,12 @@ from basicsr_multigrid.pruning import widened_arguments
 from basicsr_multigrid.utils.channel_units import width_argument, width_entry_parts
 from basicsr_multigrid.archs.stmfnet_blocks import reflect_pad_to
 from basicsr_multigrid.archs.stmfnet_mini_arch import STMFNetMini
-from tests.conftest import textured_sequence
+from tests.conftest import TINY_DISTINCT_WIDTHS, textured_sequence
 
 TEACHER_MODULES = {'feature_extractor': 3_965_816, 'get_kernel': 1_656_858, 'scale_synthesis': 1_563_844,
                    'flow_estimator': 9_374_274, 'dyntex_generator': 4_467_907, 'metric': 1}
 STUDENT_MODULES = {'feature_extractor': 393_192, 'get_kernel': 492_150, 'scale_synthesis': 378_294,
                    'dyntex_generator': 558_427}
-# Tiny widths (ResNeXt branches need feature widths >= 32), all distinct so width groups can be told apart.
-TINY = dict(feature_channels=[32, 34, 36, 38], kernel_channels=5, grid_channels=[5, 8, 10], tem_channels=[3, 7, 11, 15],
-            tem_fuse_channels=2)
 WIDTH_KEYS = ([f'feature_channels[{i}]' for i in range(4)] + ['kernel_channels']
               + [f'grid_channels[{i}]' for i in range(3)] + [f'tem_channels[{i}]' for i in range(4)]
               + ['tem_fuse_channels'])
@@ -41,12 +38,12 @@ pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 def tiny_student(**overrides):
     torch.manual_seed(0)
-    return STMFNetMini(**{**TINY, 'pad_multiple': 16, **overrides})
+    return STMFNetMini(**{**TINY_DISTINCT_WIDTHS, 'pad_multiple': 16, **overrides})
 
 
 def tiny_teacher(**overrides):
     torch.manual_seed(0)
-    return STMFNet(**{**TINY, 'pad_multiple': 64, **overrides})
+    return STMFNet(**{**TINY_DISTINCT_WIDTHS, 'pad_multiple': 64, **overrides})
 
 
 def frames(height=37, width=45, batch=1, seed=0):
@@ -140,7 +137,7 @@ def test_output_is_a_frame_of_the_input_size(build, mode):
 @pytest.mark.parametrize('size', [(1, 1), (2, 3), (130, 5)])
 def test_any_frame_size_works_with_the_default_padding(size):
     """Pads larger than the frame reflect repeatedly (a 1-pixel axis is replicated); default pad_multiple 128."""
-    net = STMFNetMini(**TINY).train()
+    net = STMFNetMini(**TINY_DISTINCT_WIDTHS).train()
     assert net(frames(*size)).shape == (1, 3, *size)
 
 
@@ -179,7 +176,7 @@ def test_fused_ops_give_the_eager_frame_without_gradients_and_stay_eager_in_trai
 
 
 def test_op_macs_of_the_mini_count_its_six_adacof_calls():
-    net = STMFNetMini(**{**TINY, 'pad_multiple': 16})
+    net = STMFNetMini(**{**TINY_DISTINCT_WIDTHS, 'pad_multiple': 16})
     with torch.no_grad(), counting_op_macs() as tally:
         net(frames(32, 48))
     size = 32 * 48  # a multiple of 16 already: no padding
@@ -345,11 +342,11 @@ def test_width_groups_name_existing_weights_of_the_stated_width(cls):
 def test_width_groups_list_exactly_the_layers_that_output_that_width(key):
     """Widen one argument by 2: the listed weights are exactly those whose output dim grew by their share of it
     (feature widths: each of the two branches grows by 1), except the GridNet blocks that cannot reach the output."""
-    base, wider = STMFNetMini(**TINY), STMFNetMini(**widened_arguments(TINY, key, 2))
+    base, wider = STMFNetMini(**TINY_DISTINCT_WIDTHS), STMFNetMini(**widened_arguments(TINY_DISTINCT_WIDTHS, key, 2))
     base_params, wider_params = dict(base.named_parameters()), dict(wider.named_parameters())
     parts = [part for entry in base.width_groups()[key] for part in width_entry_parts(entry)]
     growth = 2 // max(len(width_entry_parts(entry)) for entry in base.width_groups()[key])
-    old, unused = width_of(TINY, key) * growth // 2, set(base.unused_parameter_names())
+    old, unused = width_of(TINY_DISTINCT_WIDTHS, key) * growth // 2, set(base.unused_parameter_names())
     changed = {(name, dim) for name, dim in conv_like_weights(base).items()
                if base_params[name].shape[dim] == old and wider_params[name].shape[dim] == old + growth
                and name not in unused}

@@ -5,7 +5,6 @@ import os
 import sys
 from os import path as osp
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -14,20 +13,12 @@ import yaml
 from basicsr.archs.basicvsr_arch import BasicVSR
 from basicsr.data.data_util import generate_frame_indices
 
+from basicsr_multigrid.inference import compare_frames, upscale_video
 from basicsr_multigrid.inference.networks import experiment_files
 from basicsr_multigrid.inference.vsr import FrameUpscaler
-from tests.conftest import REPO_ROOT
-
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-import compare_frames  # noqa: E402
-import upscale_video  # noqa: E402
+from tests.conftest import REPO_ROOT, TINY_VSR_NETWORKS, decoded, make_video, random_frames
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
-
-def random_frames(count, height=16, width=20, seed=0):
-    state = np.random.RandomState(seed)
-    return [state.randint(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
 
 
 def as_float(frames):
@@ -127,38 +118,6 @@ def test_tiles_with_enough_context_equal_the_whole_frame():
 
 
 # ------------------------------------------------------------------------------------------------ the tool
-def make_video(path, frames, fps=10, audio=True):
-    """An H.264 mp4 of `frames`, with a mono AAC sine of the same length when `audio`."""
-    height, width = frames[0].shape[:2]
-    with av.open(path, 'w') as container:
-        video = container.add_stream('libx264', rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, 'yuv420p'
-        sound = container.add_stream('aac', rate=16000) if audio else None
-        if sound is not None:
-            sound.layout = 'mono'
-        for frame in frames:
-            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        if sound is not None:
-            samples = (0.2 * np.sin(np.arange(int(16000 * len(frames) / fps)) * 0.17)).astype(np.float32)[None]
-            for start in range(0, samples.shape[1], 1024):
-                chunk = av.AudioFrame.from_ndarray(samples[:, start:start + 1024], format='fltp', layout='mono')
-                chunk.sample_rate, chunk.pts = 16000, start
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-            for packet in sound.encode():
-                container.mux(packet)
-
-
-def decoded(path):
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
-        return frames, stream.average_rate, [s.codec_context.name for s in container.streams.audio]
-
-
 @pytest.fixture
 def tiny_vsr(tmp_path):
     """An option file with a tiny BasicVSR and its weights, saved as a BasicSR training run saves them."""
@@ -297,11 +256,10 @@ def test_test_py_without_ground_truth_saves_the_upscaled_frames_of_a_video_and_o
 def test_the_registrys_vsr_archs_upscale_a_clip_in_chunks_or_windows(arch):
     """Every shipped VSR arch through the tool's engine: 7 odd-sized frames in, 7 frames x4 out."""
     from basicsr.archs import build_network
-
-    from tests.test_arch_shapes import TINY_NETWORKS as TINY_VSR
     torch.manual_seed(0)
-    network = build_network({'type': arch, **TINY_VSR[arch], **({'spynet_path': None} if arch != 'EDVR' else {})})
-    window = TINY_VSR[arch].get('num_frame')
+    network = build_network({'type': arch, **TINY_VSR_NETWORKS[arch],
+                             **({'spynet_path': None} if arch != 'EDVR' else {})})
+    window = TINY_VSR_NETWORKS[arch].get('num_frame')
     upscaler = FrameUpscaler(network, 4, 'cpu', window=window, chunk=None if window else 5, overlap=2)
     got = list(upscaler.upscale(random_frames(7, height=30, width=34)))
     assert len(got) == 7 and all(frame.shape == (120, 136, 3) for frame in got)

@@ -1,5 +1,4 @@
 """Frame-interpolation datasets (VFITupleDataset, VFITestDataset) on every layout, built from the demo clips."""
-import importlib.util
 import logging
 import os
 import pickle
@@ -19,17 +18,10 @@ from basicsr_multigrid.data.vfi_tuple_dataset import VFITupleDataset
 from basicsr_multigrid.data.video_frames import VideoDataError, read_video_meta_info
 from basicsr_multigrid.utils.errors import OptionError
 from basicsr_multigrid.data.lmdb_builder import build_lmdb
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_tool
 
 FRAMES_PER_CLIP = 12  # the demo_data fixture's train clips
 NO_AUGMENT = dict(use_hflip=False, use_vflip=False, use_reverse=False)
-
-
-def load_create_lmdb():
-    spec = importlib.util.spec_from_file_location('create_lmdb', osp.join(REPO_ROOT, 'tools', 'create_lmdb.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def demo_clips(demo_data):
@@ -71,18 +63,27 @@ def copy_frames(sources, folder, names):
 
 
 @pytest.fixture
-def quintuplets(demo_data, tmp_path):
+def quintuplet_folders(demo_data, tmp_path):
     """Tuple folders of demo frames t, t+2, t+3, t+4, t+6 (I0, I1, target, I2, I3) named so that name order is
-    tuple order; also the LMDB `tools/create_lmdb.py vfi --input` builds from them."""
+    tuple order; returns their root."""
     root = str(tmp_path / 'quintuplets')
     clips = demo_clips(demo_data)[:2]
     for clip in clips:
         for t in (0, 5):
             sources = [demo_frame_path(demo_data, clip.name, t + k) for k in (0, 2, 3, 4, 6)]
             copy_frames(sources, osp.join(root, f'{clip.name}_{t:02d}'), [f'f{i}.png' for i in range(5)])
+    return root
+
+
+@pytest.fixture
+def quintuplets(quintuplet_folders, tmp_path):
+    """The quintuplet folders and the LMDB `tools/create_lmdb.py vfi --input` builds from them (run as a user
+    runs it, in a process of its own)."""
     out = str(tmp_path / 'quintuplets.lmdb')
-    assert load_create_lmdb().main(['vfi', '--input', root, '--out', out, '--workers', '1', '--no-progress']) == 0
-    return root, out
+    result = run_tool('create_lmdb', 'vfi', '--input', quintuplet_folders, '--out', out, '--workers', '1',
+                      '--no-progress')
+    assert result.returncode == 0, result.stderr
+    return quintuplet_folders, out
 
 
 def test_registered():
@@ -315,8 +316,8 @@ def test_snufilm_extends_triplets_and_skips_missing_boundary_frames(demo_data, t
     assert torch.equal(item['lq'], window['lq']) and torch.equal(item['gt'], window['gt'])
 
 
-def test_bad_options_and_data_fail_at_construction_with_one_line(demo_data, quintuplets, tmp_path):
-    root, _ = quintuplets
+def test_bad_options_and_data_fail_at_construction_with_one_line(demo_data, quintuplet_folders, tmp_path):
+    root = quintuplet_folders
     with pytest.raises(OptionError) as error:
         VFITupleDataset(video_opt(demo_data, frame_gap=3))
     one_line(error, 'datasets.train.frame_gap', 'even', '3')
@@ -354,8 +355,8 @@ def test_bad_options_and_data_fail_at_construction_with_one_line(demo_data, quin
     one_line(error, 'missing frame', osp.join(video, clip, '00000007.png'))
 
 
-def test_frames_of_different_sizes_in_one_tuple(quintuplets, tmp_path):
-    root, _ = quintuplets
+def test_frames_of_different_sizes_in_one_tuple(quintuplet_folders, tmp_path):
+    root = quintuplet_folders
     mixed = str(tmp_path / 'mixed')
     shutil.copytree(root, mixed)
     tuple_name = sorted(os.listdir(mixed))[0]

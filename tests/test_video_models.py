@@ -7,21 +7,15 @@ import pytest
 import torch
 
 from basicsr_multigrid.models.feature_distillation import FeatureDistillation
+from tests.conftest import VIDEO_MODEL_OPTIONS, distilled_model
 
-OPTIONS = {'name': 'video_model', 'scale': 4, 'num_gpu': 0, 'is_train': True, 'dist': False, 'rank': 0,
-           'world_size': 1, 'network_g': {'type': 'BasicVSR', 'num_feat': 4, 'num_block': 1, 'spynet_path': None},
-           'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-           'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'flow_lr_mul': 0.125, 'fix_flow': 5,
-                     'scheduler': {'type': 'MultiStepRestartLR', 'milestones': [100], 'gamma': 0.5},
-                     'total_iter': 100, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
-           'val': {'val_freq': 100, 'metrics': None}}
 MODEL_TYPES = ('MultigridVideoRecurrentModel', 'DistilledVideoRecurrentModel')
 
 
 def build(model_type, optim_g=None):
     from basicsr.models import build_model
     torch.manual_seed(0)
-    opt = dict(copy.deepcopy(OPTIONS), model_type=model_type)
+    opt = dict(copy.deepcopy(VIDEO_MODEL_OPTIONS), model_type=model_type)
     if optim_g:
         opt['train']['optim_g'] = optim_g
     return build_model(opt)
@@ -73,7 +67,7 @@ def test_distillation_step_keeps_the_teacher_frozen_and_weighs_each_term_as_conf
     torch.manual_seed(1)
     teacher_state = BasicVSR(num_feat=8, num_block=1).state_dict()
     torch.save({'params': teacher_state}, tmp_path / 'teacher.pth')
-    opt = copy.deepcopy(OPTIONS)
+    opt = copy.deepcopy(VIDEO_MODEL_OPTIONS)
     opt['model_type'] = 'DistilledVideoRecurrentModel'
     opt['network_t'] = {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1, 'spynet_path': None}
     opt['path']['pretrain_network_t'] = str(tmp_path / 'teacher.pth')
@@ -93,19 +87,6 @@ def test_distillation_step_keeps_the_teacher_frozen_and_weighs_each_term_as_conf
         teacher_output = model.net_t(model.lq)
     assert model.log_dict['l_distill'] == pytest.approx(
         LaplacianPyramidLoss(loss_weight=1.0)(model.output.detach(), teacher_output).item(), rel=1e-6)
-
-
-def distilled_model(tmp_path, **train):
-    from basicsr.archs.basicvsr_arch import BasicVSR
-    from basicsr.models import build_model
-    torch.manual_seed(1)
-    torch.save({'params': BasicVSR(num_feat=8, num_block=1).state_dict()}, tmp_path / 'teacher.pth')
-    opt = copy.deepcopy(OPTIONS)
-    opt['model_type'] = 'DistilledVideoRecurrentModel'
-    opt['network_t'] = {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1, 'spynet_path': None}
-    opt['path']['pretrain_network_t'] = str(tmp_path / 'teacher.pth')
-    opt['train'].update(fix_flow=None, **train)
-    return build_model(opt)
 
 
 @pytest.mark.parametrize('reduction', ['mean', 'sum'])
@@ -211,7 +192,7 @@ def test_bad_distill_gate_is_a_one_line_error_naming_the_key(train, message):
     from basicsr.models import build_model
 
     from basicsr_multigrid.utils.errors import OptionError
-    opt = dict(copy.deepcopy(OPTIONS), model_type='DistilledVideoRecurrentModel')
+    opt = dict(copy.deepcopy(VIDEO_MODEL_OPTIONS), model_type='DistilledVideoRecurrentModel')
     opt['train'].update(train)
     if 'distill_opt' in train:
         opt['network_t'] = {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1, 'spynet_path': None}
@@ -223,7 +204,7 @@ def test_bad_distill_gate_is_a_one_line_error_naming_the_key(train, message):
 def ema_model(val_ema=None):
     from basicsr.models import build_model
     torch.manual_seed(0)
-    opt = dict(copy.deepcopy(OPTIONS), model_type='MultigridVideoRecurrentModel')
+    opt = dict(copy.deepcopy(VIDEO_MODEL_OPTIONS), model_type='MultigridVideoRecurrentModel')
     opt['train']['ema_decay'] = 0.5
     if val_ema is not None:
         opt['val']['ema'] = val_ema

@@ -10,7 +10,7 @@ from basicsr.archs.basicvsr_arch import BasicVSR
 from basicsr_multigrid.archs.stmfnet_arch import STMFNet
 from basicsr_multigrid.utils.errors import OptionError
 from basicsr_multigrid.utils.weights import WHOLE_FILE, load_weights, read_weights
-from tests.test_stmfnet_arch import TINY
+from tests.conftest import TINY_DISTINCT_WIDTHS, VIDEO_MODEL_OPTIONS
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
@@ -52,7 +52,7 @@ OFFICIAL_STMFNET_KEYS = ('get_kernel.moduleWeight1_ds.0.weight', 'get_kernel.mod
 
 
 def test_stmfnet_official_layout_state_dict_with_module_prefixes(tmp_path):
-    network = STMFNet(**{**TINY, 'pad_multiple': 64})
+    network = STMFNet(**{**TINY_DISTINCT_WIDTHS, 'pad_multiple': 64})
     assert set(OFFICIAL_STMFNET_KEYS) <= set(network.state_dict())
     path = str(tmp_path / 'stmfnet.pth')
     torch.save({'state_dict': {f'module.{k}': v for k, v in filled(network, 0.5).items()}, 'epoch': 70}, path)
@@ -101,12 +101,10 @@ def test_missing_and_corrupt_files(tmp_path):
 
 def test_pretrain_network_g_with_param_key_auto_takes_any_layout(tmp_path, caplog):
     from basicsr.models import build_model
-
-    from tests.test_video_models import OPTIONS
-    network = BasicVSR(**{k: v for k, v in OPTIONS['network_g'].items() if k != 'type'})
+    network = BasicVSR(**{k: v for k, v in VIDEO_MODEL_OPTIONS['network_g'].items() if k != 'type'})
     path = str(tmp_path / 'official.pth')
     torch.save({'state_dict': {f'module.{k}': v for k, v in filled(network, 0.25).items()}}, path)
-    opt = dict(OPTIONS, model_type='MultigridVideoRecurrentModel', is_train=False,
+    opt = dict(VIDEO_MODEL_OPTIONS, model_type='MultigridVideoRecurrentModel', is_train=False,
                path={'pretrain_network_g': path, 'param_key_g': 'auto', 'strict_load_g': True})
     logger = logging.getLogger('basicsr')  # basicsr's logger does not propagate to caplog's root handler
     logger.addHandler(caplog.handler)

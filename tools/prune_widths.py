@@ -62,41 +62,33 @@ def run(args):
     teacher_path = args.teacher or sparse_opt.get('path', {}).get('pretrain_network_g')
     if not teacher_path:
         raise OptionError(f'--teacher: {args.opt} has no path.pretrain_network_g; name the dense teacher checkpoint')
-    network = pruning.prunable_network(sparse_opt['network_g'])
     state = read_weights(args.weights, 'params', '--weights')[0]
-    pruning.check_state_matches(network, state, f'--weights: {args.weights} ({args.opt})')
-    survivors = pruning.surviving_channels(network, state, args.threshold)
-    widths = pruning.widths_of(survivors)
-    pruning.check_no_width_emptied(widths, sparse_opt['train']['optim_g'].get('lambda_', 1e-4))
-    student_arch = template['network_g']['type']
-    student_cls, student_arguments = pruning.student_arguments(template['network_g'], widths)
-    student_arguments['use_flow'] = bool(args.keep_flow or student_arguments['use_flow'])
-    student = student_cls(**student_arguments)
+    read = pruning.read_off(sparse_opt, state, template['network_g'], args.threshold, args.keep_flow,
+                            source=f'--weights: {args.weights} ({args.opt})')
     name = args.name or osp.splitext(osp.basename(args.out))[0]
-    student_network = dict(type=student_arch, **student_arguments)
-    opt = pruning.student_options(template, sparse_opt, student_network, teacher_path, name)
+    opt = pruning.student_options(template, sparse_opt, read.student_network, teacher_path, name)
     if args.init_weights:
-        initial, kept = pruning.pruned_initial_state(sparse_opt['network_g'], state, survivors, student_network)
+        initial, kept = pruning.initial_state_of(sparse_opt, state, read)
         os.makedirs(osp.dirname(osp.abspath(args.init_weights)), exist_ok=True)
         atomic_torch_save({'params': initial}, args.init_weights)
         opt['path']['pretrain_network_g'] = osp.abspath(args.init_weights)
         print(f'{len(kept)} of {len(initial)} student tensors cut from the surviving channels of {args.weights}; '
               f'the rest keep their initialisation; wrote {args.init_weights}')
-    teacher_params = sum(p.numel() for p in network.parameters())
-    student_params = sum(p.numel() for p in student.parameters())
+    teacher_params, student_params = (pruning.parameter_count(network_opt)
+                                      for network_opt in (sparse_opt['network_g'], read.student_network))
     header = (f'# Written by tools/prune_widths.py from {args.weights} ({args.opt}).\n'
-              f'# Student {student_arch}: {student_params:,} parameters, {student_params / teacher_params:.1%} of the '
-              f'sparse-trained network ({teacher_params:,}).\n')
+              f"# Student {read.student_network['type']}: {student_params:,} parameters, "
+              f'{student_params / teacher_params:.1%} of the sparse-trained network ({teacher_params:,}).\n')
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     write_text_atomic(args.out, header + yaml.safe_dump(opt, sort_keys=False))
-    return widths, student_arguments, teacher_params, student_params
+    return read.widths, read.student_network, teacher_params, student_params
 
 
-def report(widths, student_arguments, teacher_params, student_params, out):
+def report(widths, student_network, teacher_params, student_params, out):
     print(f'{"width":<22} {"trained":>8} {"surviving":>10}')
     for key, (old, kept) in widths.items():
         print(f'{key:<22} {old:>8} {kept:>10}')
-    print('student widths: ' + ', '.join(f'{k}={v}' for k, v in student_arguments.items() if 'channels' in k))
+    print('student widths: ' + ', '.join(f'{k}={v}' for k, v in student_network.items() if 'channels' in k))
     print(f'parameters: {teacher_params:,} -> {student_params:,} ({student_params / teacher_params:.1%}); wrote {out}')
 
 

@@ -18,11 +18,7 @@ from basicsr_multigrid.training.cli import run_cli  # noqa: E402
 from basicsr_multigrid.training.recorder import read_run  # noqa: E402
 from basicsr_multigrid.training.runner import train_pipeline  # noqa: E402
 from basicsr_multigrid.data.video_folder import bicubic_upscale_psnr  # noqa: E402
-from basicsr_multigrid.data.video_frames import read_video_meta_info  # noqa: E402
-from basicsr_multigrid.inference.networks import trained_network  # noqa: E402
-from basicsr_multigrid.inference.panels import write_panel  # noqa: E402
-from basicsr_multigrid.inference.video_io import VideoSource  # noqa: E402
-from basicsr_multigrid.inference.vsr import FrameUpscaler  # noqa: E402
+from basicsr_multigrid.inference.demo_panel import first_val_clip_panel  # noqa: E402
 from basicsr_multigrid.utils.errors import OptionError  # noqa: E402
 from basicsr_multigrid.utils.option_file import read_option_file  # noqa: E402
 
@@ -47,20 +43,7 @@ def main(argv=None):
           f"({result['wall_s']:.0f} s of training):")
     print(f"  model   PSNR {result['psnr']:.2f} dB, SSIM {result.get('ssim', float('nan')):.4f}")
     print(f'  bicubic PSNR {bicubic:.2f} dB  ({result["psnr"] - bicubic:+.2f} dB)')
-    print(f"  side by side: {compare_panel(osp.join(REPO_ROOT, 'experiments', opt['name']), args.data)}")
-
-
-def compare_panel(experiment, data):
-    """The trained network on the first validation clip; a panel of its middle frame next to the experiment."""
-    opt, network, _, _ = trained_network(experiment=experiment)
-    clip = read_video_meta_info(osp.join(data, 'meta_info_val.txt'))[0].name
-    lq = list(VideoSource(osp.join(data, 'val', 'LQ', clip)).frames())
-    gt = list(VideoSource(osp.join(data, 'val', 'GT', clip)).frames())
-    outputs = list(FrameUpscaler(network, opt['scale'], 'cpu').upscale(lq))
-    middle = len(lq) // 2
-    path = osp.join(experiment, f'compare_{clip}.png')
-    psnrs = write_panel(path, lq[middle], {'model': outputs[middle]}, opt['scale'], gt[middle])
-    return f"{path} (frame {middle} of {clip}: model {psnrs['model']:.2f} dB, bicubic {psnrs['bicubic']:.2f} dB)"
+    print(f"  side by side: {first_val_clip_panel(osp.join(REPO_ROOT, 'experiments', opt['name']), args.data)}")
 
 
 if __name__ == '__main__':

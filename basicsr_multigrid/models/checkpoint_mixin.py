@@ -15,6 +15,8 @@ class AtomicCheckpointMixin:
     so a kill never leaves a truncated newest checkpoint; states hold only tensors and primitives (torch
     `weights_only=True` loads them) plus the random states of rank 0, restored on resume. `path.pretrain_network_g`
     reads BasicSR, ST-MFNet and plain state dicts (`path.param_key_g: auto` picks the entry and logs which)."""
+    keeps_lr_scale = True  # runner contract (models/runner_contract.py)
+    lr_scale = 1.0  # the LR factor that rollbacks left (training/rollback.py); the runner sets it
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         network = self.get_bare_model(net)
@@ -51,8 +53,8 @@ class AtomicCheckpointMixin:
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [to_primitives(s.state_dict()) for s in self.schedulers],
                  'rng': rng_states()}
-        if getattr(self, 'lr_scale', 1.0) != 1.0:
-            state['lr_scale'] = self.lr_scale  # left by rollbacks after divergence (training/rollback.py)
+        if self.lr_scale != 1.0:
+            state['lr_scale'] = self.lr_scale
         scaler_state = self.precision.state_dict() if hasattr(self, 'precision') else None
         if scaler_state is not None:
             state['grad_scaler'] = scaler_state  # fp16's loss scale, so a resumed run continues with it

@@ -37,6 +37,7 @@ class DistillationMixin:
     - Without `network_t` it trains the network on `pixel_opt` alone (the no-distillation baseline).
     - `validate_teacher` is its own step: the runner calls it once per validation set, logged `<name>_teacher`.
     """
+    validates_teacher = True  # runner contract (models/runner_contract.py)
     net_t = None  # also when testing (test.py): init_training_settings, which loads the teacher, does not run
     teacher_under_test = False
 

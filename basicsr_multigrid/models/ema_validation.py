@@ -30,6 +30,7 @@ def ema_validation_mode(opt):
 class EmaValidationMixin:
     """Put before a BasicSR model class: `test()` runs the network `val.ema` chooses."""
 
+    validates_training_weights = True  # runner contract (models/runner_contract.py)
     scoring_training_weights = False  # set while validate_training_weights runs
 
     def test(self):

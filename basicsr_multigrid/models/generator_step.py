@@ -20,6 +20,7 @@ from basicsr_multigrid.models.precision import Precision, precision_options, run
 
 class GeneratorStepMixin:
     """Put before SRModel (or a subclass); see the module docstring."""
+    owns_training_step = True  # runner contract (models/runner_contract.py)
     compile_meter = None  # a CompileMeter when net_g is compiled
 
     def init_training_settings(self):

@@ -6,6 +6,7 @@ from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
 from basicsr_multigrid.models.distillation import DistillationMixin
 from basicsr_multigrid.models.frame_interpolation_model import FrameInterpolationModel
 from basicsr_multigrid.models.multigrid_video_recurrent_model import MultigridVideoRecurrentModel
+from basicsr_multigrid.models.runner_contract import builds_one_of
 
 
 @MODEL_REGISTRY.register()
@@ -22,6 +23,7 @@ class DistilledVideoRecurrentModel(DistillationMixin, MultigridVideoRecurrentMod
 
 
 @MODEL_REGISTRY.register()
+@builds_one_of(DistilledFrameInterpolationModel, DistilledVideoRecurrentModel)
 def KnowledgeDistillationModel(opt):  # noqa: N802  (the name earlier option files use for both)
     """DistilledFrameInterpolationModel when the first dataset gives one target frame per item (frame
     interpolation), else DistilledVideoRecurrentModel."""

@@ -22,7 +22,7 @@ class MultigridVideoRecurrentModel(AtomicCheckpointMixin, EmaValidationMixin, Ge
     work (basicsr sizes its per-clip metric table once, for the first set, and fails on the next). `train.fix_flow`
     holds wherever a run starts (basicsr freezes the flow network only at iteration 1, so a run resumed before
     fix_flow trained it)."""
-    validates_several_sets = True
+    validates_several_sets = True  # runner contract (models/runner_contract.py)
 
     def prepare_step(self, current_iter):
         """The flow network and EDVR feature extractor train from iteration `train.fix_flow` on, not before."""

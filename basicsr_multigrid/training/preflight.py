@@ -8,9 +8,8 @@ from basicsr_multigrid.hooks.linear_warmup_hook import LinearWarmupHook
 from basicsr_multigrid.models.compilation import compile_options
 from basicsr_multigrid.models.divergence import divergence_action, max_bad_steps
 from basicsr_multigrid.models.ema_validation import ema_validation_mode
-from basicsr_multigrid.models.generator_step import GeneratorStepMixin
-from basicsr_multigrid.models.knowledge_distillation_model import KnowledgeDistillationModel
 from basicsr_multigrid.models.precision import named_submodules, precision_options
+from basicsr_multigrid.models.runner_contract import contract_of
 from basicsr_multigrid.models.teacher import check_teacher
 from basicsr_multigrid.multigrid.dataloader import build_schedule, dataset_class, uses_scheduled_shapes
 from basicsr_multigrid.optim import uses_channel_groups
@@ -103,9 +102,8 @@ def _check_step_options(opt):
     divergence_action(opt)
     if fp32_modules:
         named_submodules(build_network(opt['network_g']), fp32_modules)
-    model_cls = MODEL_REGISTRY.get(opt['model_type']) if opt.get('model_type') in MODEL_REGISTRY else None
-    own_step = model_cls is KnowledgeDistillationModel or isinstance(model_cls, type) and issubclass(
-        model_cls, GeneratorStepMixin)
+    registered = opt.get('model_type') in MODEL_REGISTRY
+    own_step = registered and contract_of(MODEL_REGISTRY.get(opt['model_type'])).owns_training_step
     used = [key for key, on in (('precision', precision != 'fp32'), ('channels_last', channels_last),
                                 ('compile', compiling is not None), ('max_bad_steps', 'max_bad_steps' in opt['train']),
                                 ('on_divergence', 'on_divergence' in opt['train']))
@@ -113,7 +111,8 @@ def _check_step_options(opt):
     if used and not own_step:
         raise OptionError(f"train.{used[0]}: model_type {opt.get('model_type')} trains in BasicSR's own fp32 step; use "
                           'a model of this package (MultigridVideoRecurrentModel, MultigridEDVRModel, '
-                          'FrameInterpolationModel, KnowledgeDistillationModel)')
+                          'FrameInterpolationModel, KnowledgeDistillationModel) or one that declares '
+                          'owns_training_step (models/runner_contract.py)')
 
 
 def _check_sparsity_losses(train_opt):

@@ -33,9 +33,10 @@ class Rollback:
 
 
 def load_checkpoint_weights(model, state_path, iteration):
-    """The weights saved with training state `state_path`: net_g (and its EMA when the model keeps one)."""
+    """The weights saved with training state `state_path`: net_g (and its EMA when the model keeps one). Only a
+    model that owns its training step diverges, so it has `ema_decay` (models/runner_contract.py)."""
     experiment_root = osp.dirname(osp.dirname(state_path))
     weights = osp.join(experiment_root, 'models', f'net_g_{iteration}.pth')
     model.load_network(model.net_g, weights, strict=True, param_key='params')
-    if getattr(model, 'ema_decay', 0) > 0:
+    if model.ema_decay > 0:
         model.load_network(model.net_g_ema, weights, strict=True, param_key='params_ema')

@@ -6,9 +6,13 @@ BasicSR models and users' own `BaseModel` subclasses train unchanged.
 
 One iteration, in `TrainingRun.train`: fetch the batch -> hooks `before_train_iter` -> LR = scheduled x hook
 factors -> `feed_data` -> `optimize_parameters` -> hooks `after_train_iter` -> log / save / validate (hooks
-`after_val`). After the last iteration: save the latest weights, validate once more (as BasicSR does), hooks
-`after_run`. A preemption signal stops the loop after an iteration with a checkpoint of it (training/preemption.py);
-under DDP, a rank whose collective fails because another rank died says which one (utils/distributed.py).
+`after_val`). After the last iteration: save the latest weights, validate them unless the periodic validation of
+the last iteration just did (BasicSR would score them twice), hooks `after_run`. A preemption signal stops the
+loop after an iteration with a checkpoint of it (training/preemption.py); under DDP, a rank whose collective fails
+because another rank died says which one (utils/distributed.py).
+
+What a model offers beyond BasicSR's API (its own training step, teacher and training-weights validations, state
+kept across a resume) it declares; the runner reads that with `contract_of` (models/runner_contract.py).
 """
 import datetime
 import logging
@@ -27,6 +31,7 @@ from basicsr.utils.options import copy_opt_file, dict2str, parse_options
 from basicsr_multigrid.hooks import build_hooks, sort_by_priority
 from basicsr_multigrid.hooks.multigrid_lr_hook import MultigridLRHook
 from basicsr_multigrid.models.ema_validation import TRAINING_WEIGHTS_SUFFIX
+from basicsr_multigrid.models.runner_contract import contract_of, network_batch, validation_metric_results
 from basicsr_multigrid.multigrid import dataloader as multigrid_loaders
 from basicsr_multigrid.training.cli import prepare_argv, take_flag
 from basicsr_multigrid.training.learning_rate import LearningRates, hook_lr_factor, resolve_scheduler_options
@@ -95,6 +100,7 @@ class TrainingRun:
     def __init__(self, opt, model, schedule, train_loader, train_sampler, val_loaders, logger, tb_logger=None,
                  start_epoch=0, start_iter=0, lr_scale=1.0):
         self.opt, self.model, self.schedule = opt, model, schedule
+        self.contract = contract_of(model)
         self.train_loader, self.train_sampler, self.val_loaders = train_loader, train_sampler, val_loaders
         self.logger, self.tb_logger = logger, tb_logger
         self.epoch, self.start_epoch = start_epoch, start_epoch
@@ -107,12 +113,13 @@ class TrainingRun:
             self.hooks = sort_by_priority(self.hooks + [MultigridLRHook()])
         self.learning_rates = LearningRates(model, warmup_iter=opt['train'].get('warmup_iter', -1))
         self.rollback = Rollback(opt, lr_scale)
-        model.lr_scale = lr_scale  # saved with the training states (checkpoint_mixin)
+        self.hand_lr_scale_to_model()
         self.recorder = RunRecorder(opt, schedule, logger, tb_logger, start_iter, writes=opt['rank'] == 0)
         self.prefetcher = make_prefetcher(train_loader, opt)
         self.skipped_items = 0  # training items replaced because of bad frames (datasets.train.on_bad_frame)
         self.validation_seconds = 0.0
         self.teacher_validated = set()
+        self.validated_iter = None  # the iteration whose weights the latest validation scored
 
     @property
     def iter(self):
@@ -158,10 +165,11 @@ class TrainingRun:
         step_end = time.perf_counter()
         self.recorder.record_step(self.iter, step_start - fetch_start, step_end - step_start,
                                   self.step_compile_seconds())
-        self.call_hooks('after_train_iter', batch_idx=self.iter, data_batch=self.network_batch(batch),
+        received = network_batch(self.model, batch)
+        self.call_hooks('after_train_iter', batch_idx=self.iter, data_batch=received,
                         outputs=self.model.get_current_log())
         if self.current_iter % self.opt['logger']['print_freq'] == 0:
-            self.log_iteration(step_end - step_start, step_start - fetch_start)
+            self.log_iteration(step_end - step_start, step_start - fetch_start, received.get('lq'))
         if self.current_iter % self.opt['logger']['save_checkpoint_freq'] == 0:
             self.logger.info('Saving models and training states.')
             self.save(self.epoch, self.current_iter)
@@ -180,10 +188,19 @@ class TrainingRun:
         raise Preempted(f'{signal_name} after iteration {self.current_iter}: checkpoint {state} written; '
                         'continue with --auto_resume')
 
+    @property
+    def compile_meter(self):
+        """The CompileMeter of a model whose own training step compiles the network (`train.compile`), else None."""
+        return self.model.compile_meter if self.contract.owns_training_step else None
+
     def step_compile_seconds(self):
         """Seconds of the latest step if it compiled the network (`train.compile`), else 0."""
-        meter = getattr(self.model, 'compile_meter', None)
-        return meter.last_step_seconds if meter is not None else 0.0
+        return self.compile_meter.last_step_seconds if self.compile_meter is not None else 0.0
+
+    def hand_lr_scale_to_model(self):
+        """A model that keeps it saves the LR scale rollbacks left with its training states: a resumed run keeps it."""
+        if self.contract.keeps_lr_scale:
+            self.model.lr_scale = self.rollback.lr_scale
 
     def roll_back(self, error, batches):
         """`train.on_divergence: rollback` (training/rollback.py): back to the newest checkpoint; returns the batches
@@ -193,7 +210,8 @@ class TrainingRun:
         load_checkpoint_weights(self.model, path, state['iter'])
         self.model.resume_training(state)
         self.model.divergence.reset_streak()
-        self.model.lr_scale = self.rollback.lr_scale
+        self.hand_lr_scale_to_model()
+        self.validated_iter = None  # the weights validated since the checkpoint are gone
         self.learning_rates = LearningRates(self.model, warmup_iter=self.opt['train'].get('warmup_iter', -1))
         self.logger.warning(f'{error}; rolled back to iteration {state["iter"]} ({path}) with the LR x '
                             f'{self.rollback.lr_scale:g} (rollback {self.rollback.count} of '
@@ -220,15 +238,11 @@ class TrainingRun:
                 batch = self.prefetcher.next()
             epoch += 1
 
-    def network_batch(self, batch):
-        """What the network received this iteration: the model's `lq` / `gt` when it keeps them."""
-        return {key: getattr(self.model, key, batch.get(key)) for key in ('lq', 'gt') if key in batch}
-
-    def log_iteration(self, seconds, data_seconds):
+    def log_iteration(self, seconds, data_seconds, lq):
         extra = {'skipped_items': self.skipped_items} if self.skipped_items else {}
         self.recorder.record_iteration(epoch=self.epoch, current_iter=self.current_iter,
                                        lrs=self.model.get_current_learning_rate(), losses=self.model.get_current_log(),
-                                       lq=getattr(self.model, 'lq', None), seconds=seconds, data_seconds=data_seconds,
+                                       lq=lq, seconds=seconds, data_seconds=data_seconds,
                                        extra=extra)
 
     def save(self, epoch, current_iter):
@@ -238,21 +252,22 @@ class TrainingRun:
     def validate(self):
         """Every validation set: the teacher once (distillation models), then the trained network (its EMA and,
         with `val.ema: both`, the training weights too; models/ema_validation.py)."""
-        if len(self.val_loaders) > 1 and not getattr(self.model, 'validates_several_sets', False):
+        if len(self.val_loaders) > 1 and not self.contract.validates_several_sets:
             self.logger.warning('Multiple validation datasets are *only* supported by SRModel.')  # as BasicSR warns
         started = time.perf_counter()
         training_seconds = started - self.loop_start - self.validation_seconds
         for val_loader in self.val_loaders:
             name = val_loader.dataset.opt['name']
-            if hasattr(self.model, 'validate_teacher') and name not in self.teacher_validated:
+            if self.contract.validates_teacher and name not in self.teacher_validated:
                 self.teacher_validated.add(name)
                 if self.model.validate_teacher(val_loader, self.current_iter, self.tb_logger):
                     self.record_metrics(f'{name}_teacher', training_seconds)
             self.model.validation(val_loader, self.current_iter, self.tb_logger, self.opt['val'].get('save_img', False))
             self.record_metrics(name, training_seconds)
-            if hasattr(self.model, 'validate_training_weights') and self.model.validate_training_weights(
+            if self.contract.validates_training_weights and self.model.validate_training_weights(
                     val_loader, self.current_iter, self.tb_logger):
                 self.record_metrics(f'{name}{TRAINING_WEIGHTS_SUFFIX}', training_seconds)
+        self.validated_iter = self.current_iter
         self.validation_seconds += time.perf_counter() - started
         self.recorder.write_phase_timing()
         self.call_hooks('after_val')
@@ -265,13 +280,14 @@ class TrainingRun:
     def finish(self):
         elapsed = time.perf_counter() - self.loop_start
         self.logger.info(f'End of training. Time consumed: {datetime.timedelta(seconds=int(elapsed))}')
-        meter = getattr(self.model, 'compile_meter', None)
+        meter = self.compile_meter
         if meter is not None:
             self.logger.info(f'torch.compile: {meter.graphs} graphs in {meter.steps} steps that compiled, '
                              f'{meter.seconds:.1f} s of the time above')
         self.logger.info('Save the latest model.')
         self.save(epoch=-1, current_iter=-1)  # BasicSR's "latest" files
-        if self.opt.get('val') is not None:
+        # tracked, not derived from val_freq: a run resumed at total_iter or rolled back has not validated them
+        if self.opt.get('val') is not None and self.validated_iter != self.current_iter:
             self.validate()
         self.call_hooks('after_run')
 
@@ -292,7 +308,7 @@ def mean_metric_values(model):
     """The dataset value of each metric of the last validation, as BasicSR logs it: the mean over images (image
     models), or the mean over clips of the per-clip mean over frames (video models). None without metrics."""
     names = list((model.opt.get('val') or {}).get('metrics') or {})
-    results = getattr(model, 'metric_results', None)
+    results = validation_metric_results(model)
     if not names or not results:
         return None
     if all(isinstance(value, torch.Tensor) and value.dim() == 2 for value in results.values()):
