@@ -6,6 +6,7 @@ for small inputs that leaves every larger input on basicsr's own code, bit for b
 """
 import math
 
+from basicsr_multigrid.archs.flow_warp import flow_warp  # basicsr's, without a host sync per warp
 from basicsr_multigrid.utils.patching import patch
 
 
@@ -20,7 +21,6 @@ def spynet_below_33px():
     """
     import torch
     import torch.nn.functional as F
-    from basicsr.archs.arch_util import flow_warp
     from basicsr.archs.spynet_arch import SpyNet
 
     def process(self, ref, supp, num_levels=6):
@@ -55,7 +55,9 @@ def spynet_below_33px():
         ref = F.interpolate(ref, size=(h_padded, w_padded), mode='bilinear', align_corners=False)
         supp = F.interpolate(supp, size=(h_padded, w_padded), mode='bilinear', align_corners=False)
         flow = F.interpolate(self.process(ref, supp, num_levels), size=(h, w), mode='bilinear', align_corners=False)
-        return flow * flow.new_tensor([w / w_padded, h / h_padded]).view(1, 2, 1, 1)
+        # the scale is filled on the device (new_tensor would copy it from the host, a sync per call)
+        scale = torch.cat([flow.new_full((1, 1, 1, 1), w / w_padded), flow.new_full((1, 1, 1, 1), h / h_padded)], 1)
+        return flow * scale
 
     patch('B17_spynet_below_33px', SpyNet, 'process', process)
     patch('B17_spynet_below_33px', SpyNet, 'forward', forward)
