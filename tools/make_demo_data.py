@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build the embedded demo video set (REDS-like layout); see basicsr_multigrid/data/demo_data.py.
 
-    python tools/make_demo_data.py --out datasets/demo [--size 256] [--train-frames 20]
+    python tools/make_demo_data.py --out datasets/demo [--size 256 | --size 1280x720] [--train-frames 20]
         [--val-frames 10] [--seed 0] [--overwrite] [--lmdb]
 """
 import argparse
@@ -18,7 +18,8 @@ from basicsr_multigrid.data.demo_data import make_demo_dataset  # noqa: E402
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', required=True, help='output directory (must not exist or be empty)')
-    p.add_argument('--size', type=int, default=256, help='GT frame side in px (multiple of 4)')
+    p.add_argument('--size', default='256',
+                   help='GT frame side in px, or WIDTHxHEIGHT such as 1280x720 (multiples of 4; default 256)')
     p.add_argument('--train-frames', type=int, default=20, help='frames per train clip')
     p.add_argument('--val-frames', type=int, default=10, help='frames per val clip')
     p.add_argument('--test-frames', type=int, help='frames per test clip (default: --val-frames)')

@@ -7,6 +7,9 @@ is what makes temporal alignment matter. The test clips (two more photos, never 
 anything) move faster and rotate more than any training clip. LQ frames are made the way REDS/Vimeo LR frames are made:
 MATLAB-style antialiased bicubic x4 downscale of the 8-bit GT frames (`video_folder.write_clip`).
 
+Frames are square (``size`` px, the default 256) or ``width x height`` (e.g. ``'1280x720'``, for measuring the data
+cost of full-size video frames); a square size is built exactly as before the rectangular option existed.
+
 Layout (REDS-like, keys are ``clip/frame``)::
 
     <out>/{train,val,test}/{GT,LQ}/<idx:03d>_<photo>/%08d.png
@@ -72,12 +75,30 @@ def _load_photo(name):
 # ----------------------------------------------------------------------------------------------------
 # Synthetic camera motion
 # ----------------------------------------------------------------------------------------------------
+def frame_size(size):
+    """`size` as the builder uses it: an int for square frames, (width, height) for others. Accepts an int,
+    'N', 'WxH' or (width, height); ValueError unless both sides are multiples of SCALE and >= MIN_SIZE."""
+    if isinstance(size, str):
+        parts = size.lower().split('x')
+        try:
+            size = tuple(int(part) for part in parts) if len(parts) == 2 else int(size)
+        except ValueError:
+            raise ValueError(f'size must be N or WIDTHxHEIGHT (e.g. 1280x720), got {size!r}') from None
+    sides = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    if len(sides) != 2 or any(not isinstance(side, int) or side % SCALE or side < MIN_SIZE for side in sides):
+        raise ValueError(f'size must be a multiple of {SCALE} and >= {MIN_SIZE} (each side), got {size}')
+    return sides[0] if sides[0] == sides[1] else sides
+
+
 def _prepare_photo(img, size):
     """Float64 [0,1] photo with short side ~1.6*size: room for the motion, not much more.
 
     Downscaling big photos (INTER_AREA) keeps texture at a scale a size x size window can see; tiny
-    photos are upscaled only when there would be no room to move at all.
+    photos are upscaled only when there would be no room to move at all. A (width, height) window gets a photo
+    scaled to 1.6 times the window on its tighter axis (up or down).
     """
+    if isinstance(size, tuple):
+        return _prepare_photo_for_window(img, *size)
     h, w = img.shape[:2]
     short = min(h, w)
     target = None
@@ -92,6 +113,15 @@ def _prepare_photo(img, size):
     return np.clip(out, 0.0, 1.0)
 
 
+def _prepare_photo_for_window(img, width, height):
+    h, w = img.shape[:2]
+    f = max(1.6 * width / w, 1.6 * height / h)
+    out = img.astype(np.float64) / 255.0
+    size = (max(round(1.6 * width), round(w * f)), max(round(1.6 * height), round(h * f)))
+    out = cv2.resize(out, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
+    return np.clip(out, 0.0, 1.0)
+
+
 def _frame_geometry(motion, t, n_frames):
     f = t / (n_frames - 1) if n_frames > 1 else 0.0
     s = 1.0 + motion['zoom_total'] * f
@@ -103,6 +133,10 @@ def _frame_geometry(motion, t, n_frames):
 
 def _window_half_extent(size, s, theta):
     """Half extent (per axis) of the rotated, zoomed source window, plus interpolation margin."""
+    if isinstance(size, tuple):
+        half_w, half_h = (size[0] - 1) / 2, (size[1] - 1) / 2
+        c, sn = abs(math.cos(theta)), abs(math.sin(theta))
+        return np.array([half_w * c + half_h * sn, half_w * sn + half_h * c]) / s + _WARP_MARGIN
     return (size - 1) / 2 / s * (abs(math.cos(theta)) + abs(math.sin(theta))) + _WARP_MARGIN
 
 
@@ -149,9 +183,10 @@ def _render_frame(photo, motion, t, n_frames, size):
     centre = np.array(motion['start_xy']) + off
     c, sn = math.cos(theta), math.sin(theta)
     lin = np.array([[c, -sn], [sn, c]]) / s
-    o = np.full(2, (size - 1) / 2)
+    width, height = size if isinstance(size, tuple) else (size, size)
+    o = np.array([(width - 1) / 2, (height - 1) / 2])
     mat = np.hstack([lin, (centre - lin @ o)[:, None]])
-    out = cv2.warpAffine(photo, mat, (size, size), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+    out = cv2.warpAffine(photo, mat, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REFLECT)
     return to_uint8(out)
 
@@ -160,7 +195,7 @@ def _render_frame(photo, motion, t, n_frames, size):
 # Dataset builder
 # ----------------------------------------------------------------------------------------------------
 def _build(root, size, frames_per_split, seed):
-    info = {'seed': seed, 'size': size, 'scale': SCALE, 'clips': {}}
+    info = {'seed': seed, 'size': list(size) if isinstance(size, tuple) else size, 'scale': SCALE, 'clips': {}}
     for split, photos in PHOTOS.items():
         info.update({f'{split}_frames': frames_per_split[split], f'{split}_photos': list(photos)})
     idx = 0
@@ -203,6 +238,9 @@ def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0,
                       test_frames=None):
     """Build the demo set into ``out_dir`` and return the info dict (also saved as demo_info.json).
 
+    ``size``: GT frame side (square frames), or (width, height) / ``'WIDTHxHEIGHT'`` for other frames (see
+    `frame_size`); info['size'] is then [width, height].
+
     Refuses (FileExistsError) a non-empty ``out_dir`` unless ``overwrite``; even then it only replaces a
     directory that is a previous demo set (has demo_info.json), never arbitrary data. The set is built
     in a temporary sibling directory and renamed into place, so an interrupted build never leaves a
@@ -210,8 +248,7 @@ def make_demo_dataset(out_dir, size=256, train_frames=20, val_frames=10, seed=0,
     With ``lmdb``, each split also gets `GT.lmdb` and `LQ.lmdb`
     (the layout tools/create_lmdb.py writes) next to its folders.
     """
-    if size % SCALE or size < MIN_SIZE:
-        raise ValueError(f'size must be a multiple of {SCALE} and >= {MIN_SIZE}, got {size}')
+    size = frame_size(size)
     test_frames = val_frames if test_frames is None else test_frames
     frames_per_split = {'train': train_frames, 'val': val_frames, 'test': test_frames}
     if min(frames_per_split.values()) < 2:

@@ -28,9 +28,11 @@ class MultigridPairedVideoDataset(data.Dataset):
     draws from its own seed, so items do not depend on worker count, worker state or resumes.
 
     Options (`datasets.train`):
-        dataroot_gt, dataroot_lq: folders `<root>/<clip>/<frame>.png`, or LMDBs with keys `clip/frame`.
+        dataroot_gt, dataroot_lq: folders `<root>/<clip>/<frame>.png`, LMDBs with keys `clip/frame`, or frame
+            stores (tools/create_frame_store.py).
         meta_info_file: lines `clip frame_count (h,w,c)` (GT shape); clips may have any length.
-        io_backend: {type: disk | lmdb}.
+        io_backend: {type: disk | lmdb | frame_store}. A frame store reads only each crop's rows from its memory
+            map; items are identical to the disk / LMDB ones for the same index and seed.
         num_frame, gt_size, scale: default shape (scale is copied from the top level by BasicSR).
         interval_list (default [1]): frame strides to draw from; random_reverse (default False).
         use_hflip, use_rot (default True): flips and 90-degree rotations, same for LQ and GT.
@@ -128,9 +130,12 @@ class MultigridPairedVideoDataset(data.Dataset):
     def _item(self, index, num_frame, gt_size, rng):
         clip, clip_length, start = self.items[index]
         frame_indices = self._frame_indices(clip, clip_length, start, num_frame, rng)
-        lq = self.lq_reader.read_clip(clip, frame_indices)
-        gt = self.gt_reader.read_clip(clip, frame_indices)
-        lq, gt = self._random_crop(lq, gt, gt_size, clip, rng)
+        if self.lq_reader.reads_crops and self.gt_reader.reads_crops:
+            lq, gt = self._read_crop(clip, frame_indices, gt_size, rng)
+        else:
+            lq = self.lq_reader.read_clip(clip, frame_indices)
+            gt = self.gt_reader.read_clip(clip, frame_indices)
+            lq, gt = self._random_crop(lq, gt, gt_size, clip, rng)
         lq, gt = self._augment(lq, gt, rng)
         gt = clip_to_tensor(gt)
         if self.gt_center_frame_only:
@@ -152,18 +157,30 @@ class MultigridPairedVideoDataset(data.Dataset):
         return indices
 
     def _random_crop(self, lq, gt, gt_size, clip, rng):
-        lq_size = gt_size // self.scale
-        lq_h, lq_w = lq.shape[1:3]
-        if gt.shape[1] != lq_h * self.scale or gt.shape[2] != lq_w * self.scale:
-            raise VideoDataError(f'clip {clip}: GT frames {gt.shape[1]}x{gt.shape[2]} are not {self.scale}x the LQ '
-                                 f'frames {lq_h}x{lq_w}')
-        if lq_size > min(lq_h, lq_w):
-            raise VideoDataError(f'datasets.train.gt_size: crop {gt_size} is larger than clip {clip} '
-                                 f'({gt.shape[1]}x{gt.shape[2]})')
-        top, left = rng.randint(0, lq_h - lq_size), rng.randint(0, lq_w - lq_size)
+        top, left, lq_size = self._crop_window(lq.shape[1:3], gt.shape[1:3], gt_size, clip, rng)
         lq = lq[:, top:top + lq_size, left:left + lq_size]
         gt_top, gt_left = top * self.scale, left * self.scale
         return lq, gt[:, gt_top:gt_top + gt_size, gt_left:gt_left + gt_size]
+
+    def _read_crop(self, clip, frame_indices, gt_size, rng):
+        """The same crop as `_random_crop` (same draws), read from frame stores without reading whole frames."""
+        lq_hw, gt_hw = self.lq_reader.frame_shape(clip)[:2], self.gt_reader.frame_shape(clip)[:2]
+        top, left, lq_size = self._crop_window(lq_hw, gt_hw, gt_size, clip, rng)
+        lq = self.lq_reader.read_clip_crop(clip, frame_indices, top, left, lq_size, lq_size)
+        gt = self.gt_reader.read_clip_crop(clip, frame_indices, top * self.scale, left * self.scale, gt_size, gt_size)
+        return lq, gt
+
+    def _crop_window(self, lq_hw, gt_hw, gt_size, clip, rng):
+        """(top, left, size) of the LQ crop, drawn from `rng`; one-line errors for frames that cannot give it."""
+        lq_size = gt_size // self.scale
+        (lq_h, lq_w), (gt_h, gt_w) = lq_hw, gt_hw
+        if gt_h != lq_h * self.scale or gt_w != lq_w * self.scale:
+            raise VideoDataError(f'clip {clip}: GT frames {gt_h}x{gt_w} are not {self.scale}x the LQ '
+                                 f'frames {lq_h}x{lq_w}')
+        if lq_size > min(lq_h, lq_w):
+            raise VideoDataError(f'datasets.train.gt_size: crop {gt_size} is larger than clip {clip} '
+                                 f'({gt_h}x{gt_w})')
+        return rng.randint(0, lq_h - lq_size), rng.randint(0, lq_w - lq_size), lq_size
 
     def _augment(self, lq, gt, rng):
         """Same flips / transpose for every frame of both clips (arrays are (t, h, w, c))."""

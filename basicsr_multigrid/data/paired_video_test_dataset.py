@@ -21,8 +21,8 @@ class PairedVideoTestDataset(data.Dataset):
     `{'lq': (t,c,h,w), 'gt': (t,c,H,W), 'folder': clip, 'lq_path': first LQ frame}`.
 
     Options: name, dataroot_gt, dataroot_lq, optional meta_info_file (else every sub-folder is a clip),
-    io_backend {type: disk | lmdb}, cache_data (default False: read each clip when asked),
-    filename_tmpl (default '08d'), filename_ext (default 'png').
+    io_backend {type: disk | lmdb | frame_store} (a frame store lists its own clips), cache_data (default False:
+    read each clip when asked), filename_tmpl (default '08d'), filename_ext (default 'png').
 
     Without `dataroot_gt` (running a model on footage that has no ground truth) items have no 'gt' and
     `dataroot_lq` is a video file (one clip), a folder of frame images (one clip), or a folder of clips, each a
@@ -47,6 +47,8 @@ class PairedVideoTestDataset(data.Dataset):
             self.clips = read_video_meta_info(opt['meta_info_file'])
         elif backend == 'lmdb':
             raise VideoDataError(f'{key}.meta_info_file: required with io_backend lmdb')
+        elif backend == 'frame_store':
+            self.clips = self.gt_reader.store.clip_infos()
         else:
             self.clips = list_clip_folders(opt['dataroot_gt'])
         if not self.clips:

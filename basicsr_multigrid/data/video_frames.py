@@ -1,4 +1,5 @@
-"""Reading video clips stored as `<root>/<clip>/<frame>.png` folders or BasicSR LMDBs (keys `clip/frame`).
+"""Reading video clips stored as `<root>/<clip>/<frame>.png` folders, BasicSR LMDBs (keys `clip/frame`) or frame
+stores (uncompressed, memory-mapped: data/frame_store.py).
 
 One reader owns paths, keys, decoding and their error messages, so the training and validation
 datasets fail the same way: a one-line error naming the clip, frame and file.
@@ -83,31 +84,55 @@ def list_clip_folders(root):
     return clips
 
 
+BACKENDS = ('disk', 'lmdb', 'frame_store')
+
+
 class ClipFrameReader:
-    """Reads frame `i` of a clip from one root (a folder tree or an LMDB), as float32 RGB in [0, 1].
+    """Reads frame `i` of a clip from one root (a folder tree, an LMDB or a frame store), as float32 RGB in [0, 1].
 
     Frames are named `{i:<filename_tmpl>}.<ext>` (BasicSR: `%08d.png`); LMDB keys are `clip/{i:08d}`.
-    Picklable before first use: the LMDB environment opens lazily in the process that reads.
+    Picklable before first use: the LMDB environment (the frame store's memory map) opens lazily in the process
+    that reads. A frame store reads crops without decoding whole frames (`reads_crops`, `read_clip_crop`).
     """
 
     def __init__(self, root, backend='disk', option_key='dataroot', filename_tmpl='08d', filename_ext='png'):
         self.root, self.backend = root, backend
         self.filename_tmpl, self.filename_ext = filename_tmpl, filename_ext
-        if backend not in ('disk', 'lmdb'):
-            raise VideoDataError(f'io_backend.type: {backend!r} is not supported; use disk or lmdb')
+        if backend not in BACKENDS:
+            raise VideoDataError(f'io_backend.type: {backend!r} is not supported; use {", ".join(BACKENDS)}')
         if not osp.isdir(root):
             raise VideoDataError(f'{option_key}: folder not found: {root}')
+        self.store = None
+        if backend == 'frame_store':
+            from basicsr_multigrid.data.frame_store import FrameStore
+            self.store = FrameStore(root, option_key)
+
+    @property
+    def reads_crops(self):
+        """Whether `read_clip_crop` reads only the crop (else the datasets decode whole frames and crop them)."""
+        return self.store is not None
+
+    def frame_shape(self, clip):
+        """(h, w, c) of the clip's frames, known without reading them (frame stores only)."""
+        return self.store.frame_shape(clip)
+
+    def read_clip_crop(self, clip, indices, top, left, height, width):
+        """Frames `indices`, rows top:top+height, columns left:left+width, as one (t, height, width, 3) float32 array
+        equal to cropping `read_clip`'s frames."""
+        return self.store.read_frames(clip, indices, top, left, height, width)
 
     def frame_name(self, clip, index):
         return f'{clip}/{index:{self.filename_tmpl}}'
 
     def frame_path(self, clip, index):
-        if self.backend == 'lmdb':
+        if self.backend != 'disk':
             return f'{self.root}:{self.frame_name(clip, index)}'
         return osp.join(self.root, f'{self.frame_name(clip, index)}.{self.filename_ext}')
 
     def check_clip(self, clip, num_frames):
         """Fail early, naming the first missing frame, instead of deep inside a DataLoader worker."""
+        if self.store is not None:
+            return self.store.check_clip(clip, num_frames)
         if self.backend == 'lmdb':
             with shared_lmdb_env(self.root).begin(write=False) as txn:
                 for i in range(num_frames):
@@ -119,6 +144,8 @@ class ClipFrameReader:
                 raise VideoDataError(f'missing frame {self.frame_path(clip, i)} (clip {clip} lists {num_frames} frames)')
 
     def read(self, clip, index):
+        if self.store is not None:
+            return self.store.read_frames(clip, [index])[0]
         buffer = self._read_bytes(clip, index)
         image = cv2.imdecode(np.frombuffer(buffer, np.uint8), cv2.IMREAD_COLOR) if buffer else None
         if image is None:
@@ -141,6 +168,8 @@ class ClipFrameReader:
 
     def read_clip(self, clip, indices):
         """Frames as one (t, h, w, 3) float32 array."""
+        if self.store is not None:
+            return self.store.read_frames(clip, indices)
         return np.stack([self.read(clip, i) for i in indices])
 
 
