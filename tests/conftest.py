@@ -109,6 +109,17 @@ def run_training(root_path, options_path, *extra_args, cwd=None, check=True, tim
     return result
 
 
+def resume_from_checkpoint(root, name, iteration, options_path):
+    """Resume the finished run `name` under `root` from its checkpoint of `iteration` alone (the later ones
+    removed) with --auto_resume; returns the run's iteration records after it."""
+    states = osp.join(str(root), 'experiments', name, 'training_states')
+    for state in os.listdir(states):
+        if state != f'{iteration}.state':
+            os.remove(osp.join(states, state))
+    run_training(root, options_path, '--auto_resume')
+    return recorded(root, name).iterations
+
+
 def run_tool(name, *args, timeout=600):
     """`python tools/<name>.py args` in a fresh process, as a user runs it (tests never import a tool)."""
     return subprocess.run([sys.executable, osp.join('tools', f'{name}.py'), *map(str, args)], cwd=REPO_ROOT,

@@ -10,7 +10,8 @@ from os import path as osp
 import pytest
 
 from basicsr_multigrid.multigrid.schedule import MultigridSchedule
-from tests.conftest import REPO_ROOT, recorded, run_training, steps, tiny_multigrid_options, write_options
+from tests.conftest import (REPO_ROOT, recorded, resume_from_checkpoint, run_training, steps, tiny_multigrid_options,
+                            write_options)
 
 
 @pytest.mark.slow
@@ -41,12 +42,7 @@ def test_resume_at_a_phase_boundary_continues_the_same_shapes_and_lrs(demo_data,
     opt_path = write_options(opt, tmp_path)
     run_training(tmp_path, opt_path)
     uninterrupted = steps(recorded(tmp_path, 'resume_mg').iterations)
-    states = tmp_path / 'experiments' / 'resume_mg' / 'training_states'
-    for name in os.listdir(states):
-        if name != f'{boundary}.state':
-            os.remove(states / name)
-    run_training(tmp_path, opt_path, '--auto_resume')
-    after = recorded(tmp_path, 'resume_mg').iterations
+    after = resume_from_checkpoint(tmp_path, 'resume_mg', boundary, opt_path)
     # the first run's records after the checkpoint were dropped when the run resumed, not kept twice
     assert [r['iter'] for r in after] == list(range(1, 13))
     resumed = steps(r for r in after if r['iter'] > boundary)
@@ -89,3 +85,31 @@ def test_val_ema_both_scores_the_ema_under_the_set_name_and_the_training_weights
     run_training(tmp_path, write_options(opt, tmp_path))
     psnr = {r['dataset']: r['psnr'] for r in recorded(tmp_path, 'ema_both').validations}
     assert set(psnr) == {'demo_val', 'demo_val_net_g'} and psnr['demo_val'] != psnr['demo_val_net_g']
+
+
+@pytest.mark.slow
+def test_sample_budget_run_trains_the_schedule_and_resumes_exactly(demo_data, tmp_path):
+    opt = tiny_multigrid_options(demo_data, 'budget', train__total_iter=24, train__scheduler__periods=[24],
+                                 train__multigrid__batch_scaling='constant_compute',
+                                 train__multigrid__max_batch_size_per_gpu=8, logger__save_checkpoint_freq=100)
+    schedule = MultigridSchedule.from_options(opt)
+    assert [(p.batch_size_per_gpu, p.num_iters) for p in schedule.phases] == [(8, 1), (8, 1), (8, 1), (4, 2), (3, 3),
+                                                                              (2, 4)]
+    total = schedule.total_iter
+    boundary = schedule.phases[4].start_iter
+    opt['logger']['save_checkpoint_freq'] = boundary
+    opt_path = write_options(opt, tmp_path)
+    run_training(tmp_path, opt_path)
+    uninterrupted = steps(recorded(tmp_path, 'budget').iterations)
+    assert sorted(uninterrupted) == list(range(1, total + 1))
+    for current_iter, (_, phase, stage, lq_size, num_frame, batch) in uninterrupted.items():
+        expected = schedule.phase_at(current_iter - 1)
+        assert (phase, lq_size, num_frame, batch) == (expected.index, expected.lq_size, expected.num_frame,
+                                                      expected.batch_size_per_gpu)
+    lrs = [uninterrupted[it][0] for it in sorted(uninterrupted)]
+    assert lrs[-1] < 0.05 * max(lrs)  # the cosine period of the options' 24 iterations ends with the run's 12
+
+    after = resume_from_checkpoint(tmp_path, 'budget', boundary, opt_path)
+    assert [r['iter'] for r in after] == list(range(1, total + 1))
+    resumed = steps(r for r in after if r['iter'] > boundary)
+    assert resumed == {it: uninterrupted[it] for it in range(boundary + 1, total + 1)}

@@ -31,13 +31,12 @@ def run_epochs(sampler, first_epoch=0):
 
 @settings(max_examples=40, deadline=None)
 @given(total_iter=st.integers(6, 200), dataset_size=st.integers(1, 50), batch=st.integers(1, 5),
-       constant_compute=st.booleans(), enlarge=st.integers(1, 3))
-def test_exactly_total_iter_batches_at_the_scheduled_shapes(total_iter, dataset_size, batch, constant_compute, enlarge):
-    schedule = schedule_for(total_iter, batch, batch_scaling='constant_compute' if constant_compute else 'none',
-                            spatial_sizes=[8, 16])
+       scaling=st.sampled_from(['none', 'constant_compute', 'constant_iterations']), enlarge=st.integers(1, 3))
+def test_exactly_total_iter_batches_at_the_scheduled_shapes(total_iter, dataset_size, batch, scaling, enlarge):
+    schedule = schedule_for(total_iter, batch, batch_scaling=scaling, spatial_sizes=[8, 16])
     sampler = ScheduledShapeBatchSampler(schedule, dataset_size, seed=3, enlarge_ratio=enlarge)
     batches = run_epochs(sampler)
-    assert len(batches) == total_iter
+    assert len(batches) == schedule.total_iter  # the options' total_iter, or fewer under the sample budget
     for iteration, batch_items in enumerate(batches):
         phase = schedule.phase_at(iteration)
         assert len(batch_items) == phase.batch_size_per_gpu
@@ -55,7 +54,7 @@ def test_one_pass_over_the_data_visits_every_item_once():
 
 @pytest.mark.parametrize('resume_at', [0, 1, 7, 15, 20, 31, 59])
 def test_resume_at_any_iteration_reads_what_an_uninterrupted_run_reads(resume_at):
-    schedule = schedule_for(total_iter=60, batch=3, batch_scaling='constant_compute', spatial_sizes=[8, 16])
+    schedule = schedule_for(total_iter=60, batch=3, batch_scaling='constant_iterations', spatial_sizes=[8, 16])
     uninterrupted = run_epochs(ScheduledShapeBatchSampler(schedule, 17, seed=5))
     resumed_sampler = ScheduledShapeBatchSampler(schedule, 17, seed=5, start_iter=resume_at)
     resume_epoch = resume_at // resumed_sampler.iters_per_epoch  # what the runner saved with the state
@@ -63,7 +62,7 @@ def test_resume_at_any_iteration_reads_what_an_uninterrupted_run_reads(resume_at
 
 
 def test_ranks_agree_on_shapes_and_length_and_never_share_a_sample():
-    schedule = schedule_for(total_iter=40, batch=2, batch_scaling='constant_compute', spatial_sizes=[8, 16])
+    schedule = schedule_for(total_iter=40, batch=2, batch_scaling='constant_iterations', spatial_sizes=[8, 16])
     world = 3
     per_rank = [run_epochs(ScheduledShapeBatchSampler(schedule, 1000, world_size=world, rank=r, seed=1))
                 for r in range(world)]
@@ -113,3 +112,31 @@ def test_shaped_index_is_a_plain_tuple():
     item = ShapedIndex(1, 2, 3, 4)
     assert isinstance(item, tuple) and item == (1, 2, 3, 4)
     assert collections.Counter(itertools.chain(item)) == collections.Counter([1, 2, 3, 4])
+
+
+# ---------------------------------------------------------------------------- batch_scaling: constant_compute
+def budget_schedule():
+    schedule = schedule_for(total_iter=120, batch=3, batch_scaling='constant_compute', spatial_sizes=[8, 16])
+    assert len({p.batch_size_per_gpu for p in schedule.phases}) > 1 and schedule.total_iter < 120
+    return schedule
+
+
+def test_sample_budget_resume_at_any_iteration_reads_what_an_uninterrupted_run_reads():
+    schedule = budget_schedule()
+    uninterrupted = run_epochs(ScheduledShapeBatchSampler(schedule, 17, seed=5))
+    assert len(uninterrupted) == schedule.total_iter
+    assert [len(b) for b in uninterrupted] == [schedule.batch_size_at(i) for i in range(schedule.total_iter)]
+    for resume_at in range(schedule.total_iter):
+        resumed_sampler = ScheduledShapeBatchSampler(schedule, 17, seed=5, start_iter=resume_at)
+        resume_epoch = resume_at // resumed_sampler.iters_per_epoch  # what the runner saved with the state
+        assert run_epochs(resumed_sampler, first_epoch=resume_epoch) == uninterrupted[resume_at:]
+
+
+def test_ranks_agree_on_the_sample_budget_schedule():
+    schedule = budget_schedule()
+    per_rank = [run_epochs(ScheduledShapeBatchSampler(schedule, 1000, world_size=2, rank=r, seed=1)) for r in range(2)]
+    assert len(per_rank[0]) == len(per_rank[1]) == schedule.total_iter
+    for first, second in zip(*per_rank):
+        assert (len(first), first[0].num_frame, first[0].gt_size) == (len(second), second[0].num_frame,
+                                                                      second[0].gt_size)
+        assert not {item.seed for item in first} & {item.seed for item in second}

@@ -4,10 +4,11 @@ import json
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from basicsr_multigrid.multigrid.schedule import MultigridSchedule, Phase, ScheduleError
+from basicsr_multigrid.training.learning_rate import resolve_scheduler_options
 
 PAPER_SHAPES = [(32, 7), (32, 11), (32, 15), (64, 7), (64, 11), (64, 15)]
 
@@ -60,12 +61,17 @@ def multigrid_options(draw):
         'stage_split': draw(split_options(len(spatial_sizes))),
         'phase_split': draw(split_options(len(frame_counts) * cycles)),
         'finetune_fraction': finetune_fraction,
-        'batch_scaling': draw(st.sampled_from(['none', 'constant_compute'])),
+        'batch_scaling': draw(st.sampled_from(['none', 'constant_compute', 'constant_iterations'])),
+        'max_batch_size_per_gpu': draw(st.one_of(st.none(), st.integers(0, 64))),  # added to the base batch below
+        'lr_batch_rule': draw(st.sampled_from(['linear', 'sqrt'])),
+        'max_lr_factor': draw(st.one_of(st.none(), st.floats(1, 100))),
         'stage_lr_factors': draw(st.lists(st.floats(0.01, 10), min_size=len(spatial_sizes),
                                           max_size=len(spatial_sizes))),
     }
     opt = make_options(multigrid, total_iter=draw(st.integers(num_phases, 10**6)), scale=scale,
                        num_frame=num_frame, gt_size=base_lq_size * scale, batch_size=draw(st.integers(1, 16)))
+    if multigrid['max_batch_size_per_gpu'] is not None:
+        multigrid['max_batch_size_per_gpu'] += opt['datasets']['train']['batch_size_per_gpu']
     return opt, frame_counts
 
 
@@ -77,7 +83,10 @@ def test_phases_tile_the_run_and_follow_the_multigrid_order(case):
     schedule = MultigridSchedule.from_options(opt)
     phases = schedule.phases
 
-    assert phases[0].start_iter == 0 and phases[-1].end_iter == opt['train']['total_iter']
+    assert phases[0].start_iter == 0 and phases[-1].end_iter == schedule.total_iter
+    assert schedule.base_total_iter == opt['train']['total_iter']
+    if mg['batch_scaling'] != 'constant_compute':  # only the sample budget has its own iteration count
+        assert schedule.total_iter == opt['train']['total_iter']
     assert [p.index for p in phases] == list(range(len(phases)))
     for before, after in zip(phases, phases[1:]):
         assert after.start_iter == before.end_iter
@@ -118,6 +127,7 @@ def test_batch_sizes_and_lr_factors_follow_the_scaling_mode(case):
     schedule = MultigridSchedule.from_options(opt)
     base_batch = schedule.base_batch_size
     full_cost = schedule.base_num_frame * mg['spatial_sizes'][-1] ** 2
+    cap = mg['max_batch_size_per_gpu'] or math.inf
     for phase in schedule.phases:
         stage_factor = mg['stage_lr_factors'][phase.stage]
         if mg['batch_scaling'] == 'none':
@@ -125,8 +135,12 @@ def test_batch_sizes_and_lr_factors_follow_the_scaling_mode(case):
             assert math.isclose(phase.lr_factor, stage_factor)
         else:
             exact = base_batch * full_cost / (phase.num_frame * phase.lq_size ** 2)
-            assert phase.batch_size_per_gpu == max(1, math.floor(exact + 0.5))
-            assert math.isclose(phase.lr_factor, stage_factor * phase.batch_size_per_gpu / base_batch)
+            assert phase.batch_size_per_gpu == min(cap, max(1, math.floor(exact + 0.5)))
+            batch_factor = phase.batch_size_per_gpu / base_batch
+            if mg['lr_batch_rule'] == 'sqrt':
+                batch_factor = math.sqrt(batch_factor)
+            batch_factor = min(batch_factor, mg['max_lr_factor'] or math.inf)
+            assert math.isclose(phase.lr_factor, stage_factor * batch_factor)
 
 
 @settings(max_examples=200, deadline=None)
@@ -134,6 +148,8 @@ def test_batch_sizes_and_lr_factors_follow_the_scaling_mode(case):
 def test_cost_balanced_splits_equalise_compute_up_to_rounding(case):
     opt, _ = case
     opt['train']['multigrid'].update(stage_split='cost_balanced', phase_split='cost_balanced', finetune_fraction=0)
+    if opt['train']['multigrid']['batch_scaling'] == 'constant_compute':  # balances clips: tests/test_sample_budget.py
+        opt['train']['multigrid']['batch_scaling'] = 'constant_iterations'
     schedule = MultigridSchedule.from_options(opt)
     # Equal compute per phase means iterations inversely proportional to the per-iteration cost.
     inverse_costs = [1 / schedule.relative_cost(p) for p in schedule.phases]
@@ -164,7 +180,8 @@ def test_paper_recipe_has_six_equal_phases_and_2_18x_speedup():
 def test_paper_recipe_table_shows_every_phase_and_the_speedup():
     table = paper_schedule().format_table()
     lines = table.splitlines()
-    assert len(lines) == 1 + 6 + 1
+    assert len(lines) == 1 + 6 + 2
+    assert lines[-2] == 'iterations: 300000 (options: 300000), clips/gpu: 300000 (options: 300000)'
     assert lines[-1] == 'predicted speedup over fixed-shape baseline: 2.18x'
     assert '150000-200000' in lines[4] and '36.4%' in lines[6]
 
@@ -210,8 +227,8 @@ def test_temporal_cycles_repeat_the_clip_progression():
     assert [p.lq_size for p in schedule.phases] == [16] * 6 + [32] * 6 + [64] * 6
 
 
-def test_constant_compute_scales_batch_and_lr():
-    opt = make_options({'batch_scaling': 'constant_compute', 'stage_lr_factors': [1.0, 0.5],
+def test_constant_iterations_scales_batch_and_lr():
+    opt = make_options({'batch_scaling': 'constant_iterations', 'stage_lr_factors': [1.0, 0.5],
                         'finetune_fraction': 0.1}, batch_size=4)
     schedule = MultigridSchedule.from_options(opt)
     # B = round(4 * 15 * 64^2 / (T * S^2)): 240/7, 240/11, 16, 60/7, 60/11, 4, then the full-shape finetune.
@@ -372,3 +389,165 @@ def test_check_limits_on_a_fixed_shape_run_points_at_the_dataset_options():
         schedule.check_limits(max_lq_size=16)
     with pytest.raises(ScheduleError, match=r'^datasets\.train\.num_frame: 15 frames are below'):
         schedule.check_limits(min_num_frame=20)
+
+
+# ---------------------------------------------------------------------------- batch_scaling: constant_compute
+# The sample budget (Wu et al. 2020): the run draws the options' total_iter x B0 clips, a phase's share of them is
+# its stage/phase split, its batch B0 x T0*S0^2 / (T*S^2) (rounded half up, capped by max_batch_size_per_gpu) and
+# its iterations its clips / its batch. Also the renamed old mode (`constant_iterations`), the LR rule, and the
+# options' iteration counts mapped onto the run's.
+def sample_budget(case):
+    opt, _ = case
+    opt = copy.deepcopy(opt)
+    opt['train']['multigrid']['batch_scaling'] = 'constant_compute'
+    return opt
+
+
+def table(schedule):
+    return [(p.start_iter, p.end_iter, p.lq_size, p.num_frame, p.batch_size_per_gpu, round(p.lr_factor, 6))
+            for p in schedule.phases]
+
+
+@settings(max_examples=200, deadline=None)
+@given(multigrid_options())
+def test_clips_follow_the_split_of_the_budget_and_iterations_are_clips_over_batch(case):
+    opt = sample_budget(case)
+    schedule = MultigridSchedule.from_options(opt)
+    base_batch, options_iters = schedule.base_batch_size, opt['train']['total_iter']
+    budget = options_iters * base_batch
+    assert schedule.base_total_iter == options_iters
+    assert schedule.total_iter == sum(p.num_iters for p in schedule.phases)
+    assert schedule.total_clips == sum(p.num_clips for p in schedule.phases)
+    # Each phase's clips are its exact integer share of the budget, drawn in whole batches (rounded half up, at
+    # least one): a phase is off its share by at most one batch, the run off the budget by at most the batches' sum.
+    assert abs(schedule.total_clips - budget) <= sum(p.batch_size_per_gpu for p in schedule.phases)
+    # The shares are those of the same options without batch scaling (that split iterations of B0 clips each).
+    none = copy.deepcopy(opt)
+    none['train']['multigrid']['batch_scaling'] = 'none'
+    fixed_batch = MultigridSchedule.from_options(none)
+    assume(all(p.num_iters >= 2 for p in fixed_batch.phases))  # no phase pinned at its one-iteration minimum
+    for phase, reference in zip(schedule.phases, fixed_batch.phases):
+        assert abs(phase.num_clips - base_batch * reference.num_iters) < base_batch + 1 + phase.batch_size_per_gpu
+    assert MultigridSchedule.from_dict(json.loads(json.dumps(schedule.to_dict()))) == schedule
+
+
+@settings(max_examples=100, deadline=None)
+@given(multigrid_options())
+def test_options_iteration_counts_map_onto_the_run_by_clips(case):
+    schedule = MultigridSchedule.from_options(sample_budget(case))
+    base = schedule.base_total_iter
+    assert schedule.iteration_for_baseline(0) == 0 and schedule.iteration_for_baseline(base) == schedule.total_iter
+    mapped = [schedule.iteration_for_baseline(k) for k in range(0, base + 1, max(1, base // 50))]
+    assert mapped == sorted(mapped)
+    if schedule.total_iter == base:  # the run has the options' iteration count: their counts are the run's
+        assert mapped == list(range(0, base + 1, max(1, base // 50)))
+        return
+    for k, n in zip(range(0, base + 1, max(1, base // 50)), mapped):
+        target = k * schedule.total_clips / base  # the first iteration by which that fraction of the clips is drawn
+        assert schedule.samples_before(n) >= target - 1e-6
+        assert n == 0 or schedule.samples_before(n - 1) < target
+
+
+def test_paper_recipe_under_the_sample_budget():
+    opt = make_options({'batch_scaling': 'constant_compute', 'stage_lr_factors': [1.0, 0.5],
+                        'finetune_fraction': 0.1}, batch_size=4)
+    schedule = MultigridSchedule.from_options(opt)
+    # B = round(4 * 15 * 64^2 / (T * S^2)) as with constant_iterations; 1.2M clips: 0.9 / 6 of them per phase
+    assert [p.batch_size_per_gpu for p in schedule.phases] == [34, 22, 16, 9, 5, 4, 4]
+    assert [p.num_iters for p in schedule.phases] == [5294, 8182, 11250, 20000, 36000, 45000, 30000]
+    assert [p.lr_factor for p in schedule.phases] == pytest.approx([8.5, 5.5, 4.0, 1.125, 0.625, 0.5, 0.5])
+    assert schedule.total_iter == 155726 < schedule.base_total_iter == 300000
+    assert abs(schedule.total_clips - 1_200_000) <= 34
+    # uncapped, every iteration costs about the full shape's; the compute is that of batch_scaling: none
+    assert all(abs(schedule.relative_cost(p) - 1) < 0.1 for p in schedule.phases)
+    none = MultigridSchedule.from_options(make_options({'finetune_fraction': 0.1}, batch_size=4))
+    assert schedule.predicted_speedup() == pytest.approx(none.predicted_speedup(), rel=1e-3)
+
+
+def test_cap_lr_rule_and_max_lr_factor():
+    opt = make_options({'batch_scaling': 'constant_compute', 'max_batch_size_per_gpu': 12, 'lr_batch_rule': 'sqrt',
+                        'max_lr_factor': 3}, batch_size=4)
+    schedule = MultigridSchedule.from_options(opt)
+    assert [p.batch_size_per_gpu for p in schedule.phases] == [12, 12, 12, 9, 5, 4]
+    assert [p.lr_factor for p in schedule.phases] == pytest.approx([math.sqrt(3)] * 3 + [1.5, math.sqrt(1.25), 1])
+    assert [p.num_iters for p in schedule.phases] == [16667] * 3 + [22222, 40000, 50000]
+    capped = MultigridSchedule.from_options(make_options({'batch_scaling': 'constant_compute', 'max_lr_factor': 2},
+                                                         batch_size=4))
+    assert [p.lr_factor for p in capped.phases] == pytest.approx([2, 2, 2, 2, 1.25, 1])
+
+
+# Phase tables (start, end, lq_size, num_frame, batch, lr factor) that `batch_scaling: constant_compute` gave before
+# the sample budget, computed with that code: `constant_iterations` must reproduce them exactly.
+OLD_CONSTANT_COMPUTE = [
+    (dict(stage_lr_factors=[1.0, 0.5], finetune_fraction=0.1), 300000, 15, 256, 4,
+     [(0, 45000, 32, 7, 34, 8.5), (45000, 90000, 32, 11, 22, 5.5), (90000, 135000, 32, 15, 16, 4.0),
+      (135000, 180000, 64, 7, 9, 1.125), (180000, 225000, 64, 11, 5, 0.625), (225000, 270000, 64, 15, 4, 0.5),
+      (270000, 300000, 64, 15, 4, 0.5)]),
+    (dict(temporal_cycles=2, finetune_fraction=0.15, stage_split='cost_balanced'), 997, 15, 256, 3,
+     [(0, 70, 32, 7, 26, 8.666667), (70, 140, 32, 11, 16, 5.333333), (140, 210, 32, 15, 12, 4.0),
+      (210, 280, 32, 7, 26, 8.666667), (280, 350, 32, 11, 16, 5.333333), (350, 420, 32, 15, 12, 4.0),
+      (420, 492, 64, 7, 6, 2.0), (492, 564, 64, 11, 4, 1.333333), (564, 635, 64, 15, 3, 1.0),
+      (635, 706, 64, 7, 6, 2.0), (706, 777, 64, 11, 4, 1.333333), (777, 848, 64, 15, 3, 1.0),
+      (848, 997, 64, 15, 3, 1.0)]),
+    (dict(spatial_sizes=[8, 16, 32], phase_split='cost_balanced'), 1234, 8, 128, 2,
+     [(0, 138, 8, 4, 64, 32.0), (138, 274, 8, 6, 43, 21.5), (274, 411, 8, 8, 32, 16.0), (411, 550, 16, 4, 16, 8.0),
+      (550, 684, 16, 6, 11, 5.5), (684, 823, 16, 8, 8, 4.0), (823, 965, 32, 4, 4, 2.0), (965, 1092, 32, 6, 3, 1.5),
+      (1092, 1234, 32, 8, 2, 1.0)]),
+]
+
+
+@pytest.mark.parametrize('multigrid, total_iter, num_frame, gt_size, batch, expected', OLD_CONSTANT_COMPUTE)
+def test_constant_iterations_reproduces_the_old_constant_compute(multigrid, total_iter, num_frame, gt_size, batch,
+                                                                 expected):
+    opt = make_options(dict(multigrid, batch_scaling='constant_iterations'), total_iter=total_iter,
+                       num_frame=num_frame, gt_size=gt_size, batch_size=batch)
+    schedule = MultigridSchedule.from_options(opt)
+    assert table(schedule) == expected
+    assert schedule.total_iter == schedule.base_total_iter == total_iter
+    assert [schedule.iteration_for_baseline(k) for k in (0, 1, 17, total_iter)] == [0, 1, 17, total_iter]
+
+
+def test_a_serialised_schedule_without_base_total_iter_still_loads():
+    schedule = MultigridSchedule.from_options(make_options({}))
+    d = schedule.to_dict()
+    del d['base_total_iter']
+    assert MultigridSchedule.from_dict(d) == schedule
+
+
+@pytest.mark.parametrize('key, value', [
+    ('batch_scaling', 'constant_samples'),
+    ('max_batch_size_per_gpu', 3),  # below the base batch 4
+    ('max_batch_size_per_gpu', 8.0),
+    ('max_batch_size_per_gpu', True),
+    ('lr_batch_rule', 'square'),
+    ('max_lr_factor', 0.5),
+    ('max_lr_factor', 'x16'),
+])
+def test_bad_sample_budget_options_name_the_key_in_one_line(key, value):
+    with pytest.raises(ScheduleError) as error:
+        MultigridSchedule.from_options(make_options({'batch_scaling': 'constant_compute', key: value}, batch_size=4))
+    message = str(error.value)
+    assert message.startswith(f'train.multigrid.{key}: ') and '\n' not in message
+
+
+def test_scheduler_periods_milestones_and_warmups_map_onto_the_run():
+    opt = make_options({'batch_scaling': 'constant_compute'}, batch_size=4)
+    opt['train'].update(warmup_iter=3000, fix_flow=5000, hooks=[{'type': 'LinearWarmupHook', 'warmup_iter': 5000}],
+                        scheduler={'type': 'CosineAnnealingRestartLR', 'periods': [100000, 200000]})
+    schedule = MultigridSchedule.from_options(opt)
+    resolve_scheduler_options(opt, schedule)
+    periods = opt['train']['scheduler']['periods']
+    assert sum(periods) == schedule.total_iter and periods[0] == schedule.iteration_for_baseline(100000)
+    assert opt['train']['warmup_iter'] == schedule.iteration_for_baseline(3000) < 3000
+    assert opt['train']['hooks'][0]['warmup_iter'] == opt['train']['fix_flow'] == schedule.iteration_for_baseline(5000)
+    multistep = make_options({'batch_scaling': 'constant_compute'}, batch_size=4)
+    multistep['train']['scheduler'] = {'type': 'MultiStepRestartLR', 'milestones': [150000, 250000], 'restarts': [0]}
+    resolve_scheduler_options(multistep, schedule)
+    assert multistep['train']['scheduler']['milestones'] == [schedule.iteration_for_baseline(150000),
+                                                             schedule.iteration_for_baseline(250000)]
+    assert multistep['train']['scheduler']['restarts'] == [0]
+    unchanged = make_options({'batch_scaling': 'constant_iterations'}, batch_size=4)
+    unchanged['train'].update(warmup_iter=3000, scheduler={'type': 'CosineAnnealingRestartLR', 'periods': [300000]})
+    before = copy.deepcopy(unchanged)
+    resolve_scheduler_options(unchanged, MultigridSchedule.from_options(unchanged))
+    assert unchanged == before

@@ -32,7 +32,8 @@ def summarize_run(experiment_root, label, opt):
     summary = {
         'name': label, 'wall_s': splits['val']['curve'][-1][0], 'final_psnr': splits['val']['final_psnr'],
         'final_ssim': splits['val']['final_ssim'], 'curve': splits['val']['curve'], 'splits': splits,
-        'iters': int(opt['train']['total_iter']), 'batch_size_per_gpu': opt['datasets']['train']['batch_size_per_gpu'],
+        'iters': splits['val']['curve'][-1][1],  # the run's last iteration (a sample-budget schedule: < total_iter)
+        'batch_size_per_gpu': opt['datasets']['train']['batch_size_per_gpu'],
         'samples_per_s': samples / compute_s if compute_s else None, 'phases': phases,
         'precision': opt['train'].get('precision', 'fp32'), 'channels_last': opt['train'].get('channels_last', False),
     }

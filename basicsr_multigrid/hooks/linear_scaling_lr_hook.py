@@ -10,7 +10,7 @@ class LinearScalingLRHook(Hook):
 
     The total batch is `batch_size_per_gpu x world size` of the option file, so moving a recipe from 8
     GPUs to 1, or to a 4x larger minibatch, keeps the per-sample step size. Per-phase batch changes of the
-    constant-compute multigrid mode are already in the schedule's `lr_factor` (MultigridLRHook).
+    multigrid modes with `batch_scaling` are already in the schedule's `lr_factor` (MultigridLRHook).
     """
     priority = 'NORMAL'
 

@@ -9,7 +9,8 @@ class MultigridLRHook(Hook):
     """The schedule's per-phase LR factor, and a log line as training enters each phase.
 
     The runner installs it for every run with a multigrid schedule: the factor holds the `stage_lr_factors` of
-    the options and, in `batch_scaling: constant_compute` mode, the linear-scaling factor of the phase's batch.
+    the options and, with `batch_scaling` (constant_compute or constant_iterations), the `lr_batch_rule` factor of the
+    phase's batch.
     """
     priority = 'NORMAL'
     needs_schedule = True

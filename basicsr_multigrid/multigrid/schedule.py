@@ -11,7 +11,9 @@ Conventions:
 
 * Iterations are 0-based: ``i`` is the number of completed iterations
   (mmengine's ``runner.iter``); BasicSR's 1-based ``current_iter`` is ``i + 1``.
-* Phases cover ``[0, total_iter)`` half-open, contiguously, each >= 1 iteration.
+* Phases cover ``[0, total_iter)`` half-open, contiguously, each >= 1 iteration. ``total_iter`` is the run's own
+  count: the options' ``train.total_iter`` (``base_total_iter``), or fewer under ``batch_scaling: constant_compute``,
+  which shares out the options' clips (``total_iter x batch_size_per_gpu``) instead of their iterations.
 * "Never change space and time at once" (paper) is read as: space and time never
   *grow* at the same boundary. At a stage boundary the patch grows while the clip
   resets to the shortest length; inside a stage only the clip length changes.
@@ -35,9 +37,15 @@ __all__ = ['MultigridSchedule', 'Phase', 'ScheduleError']
 SECTION = 'train.multigrid'
 DEFAULT_TEMPORAL_FRACTIONS = (0.5, 0.75, 1.0)
 SPLIT_MODES = ('equal', 'cost_balanced')
-BATCH_SCALING_MODES = ('none', 'constant_compute')
+# none: batch B0 everywhere. constant_compute: Wu et al.'s sample budget (the run draws the fixed-shape run's
+# total_iter x B0 clips; small shapes take a larger batch and proportionally fewer iterations).
+# constant_iterations: every phase keeps its iterations and scales its batch up, so every iteration costs the
+# full shape's (the run's compute equals the fixed-shape run's).
+BATCH_SCALING_MODES = ('none', 'constant_compute', 'constant_iterations')
+LR_BATCH_RULES = ('linear', 'sqrt')
 MULTIGRID_KEYS = ('spatial_sizes', 'temporal_fractions', 'temporal_cycles', 'stage_split', 'phase_split',
-                  'finetune_fraction', 'batch_scaling', 'stage_lr_factors')
+                  'finetune_fraction', 'batch_scaling', 'max_batch_size_per_gpu', 'lr_batch_rule', 'max_lr_factor',
+                  'stage_lr_factors')
 # User-written fractions such as 0.3333333333 for 1/3 should still floor to the intended frame count.
 FRAME_COUNT_TOLERANCE = Fraction(1, 10**9)
 SPLIT_SUM_TOLERANCE = 1e-6
@@ -67,6 +75,11 @@ class Phase:
     def num_iters(self) -> int:
         return self.end_iter - self.start_iter
 
+    @property
+    def num_clips(self) -> int:
+        """Clips per GPU the phase draws."""
+        return self.num_iters * self.batch_size_per_gpu
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -81,10 +94,15 @@ class MultigridSchedule:
     base_lq_size: int
     base_num_frame: int
     base_batch_size: int
+    # The fixed-shape run's iterations (`train.total_iter` of the options); the run's clip budget is
+    # base_total_iter x base_batch_size. Equals total_iter unless `batch_scaling: constant_compute` changed it.
+    base_total_iter: int | None = None
     _start_iters: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, 'phases', tuple(self.phases))
+        if self.base_total_iter is None:
+            object.__setattr__(self, 'base_total_iter', self.total_iter)
         _check_coverage(self.phases, self.total_iter)
         object.__setattr__(self, '_start_iters', tuple(p.start_iter for p in self.phases))
 
@@ -101,7 +119,8 @@ class MultigridSchedule:
         baseline = _read_baseline(opt, fixed_shape=section is None)
         if section is None:
             fixed_shape = _PlannedPhase(0, baseline.lq_size, baseline.num_frame)
-            return cls._from_plan(baseline, [fixed_shape], [Fraction(1)], [baseline.batch_size], [Fraction(1)])
+            return cls._from_plan(baseline, [fixed_shape], [Fraction(1)], [baseline.batch_size], [Fraction(1)],
+                                  sample_budget=False)
         if not isinstance(section, Mapping):
             raise ScheduleError(f'{SECTION}: expected a mapping of multigrid options, got {section!r}')
         return cls._from_section(baseline, section)
@@ -116,13 +135,18 @@ class MultigridSchedule:
         phase_split = _read_split(section, 'phase_split', len(frame_counts) * cycles)
         finetune_fraction = _read_finetune_fraction(section)
         batch_scaling = _read_choice(section, 'batch_scaling', BATCH_SCALING_MODES)
+        max_batch_size = _read_max_batch_size(section, baseline.batch_size)
+        lr_batch_rule = _read_choice(section, 'lr_batch_rule', LR_BATCH_RULES)
+        max_lr_factor = _read_max_lr_factor(section)
         stage_lr_factors = _read_stage_lr_factors(section, len(spatial_sizes))
 
         stage_phases = [[_PlannedPhase(stage, lq_size, num_frame) for num_frame in frame_counts * cycles]
                         for stage, lq_size in enumerate(spatial_sizes)]
         full_shape = _PlannedPhase(len(spatial_sizes) - 1, spatial_sizes[-1], baseline.num_frame, finetune=True)
-        batch_of = _batch_sizer(baseline.batch_size, batch_scaling, full_shape)
-        cost_of = _coster(baseline, batch_of)
+        batch_of = _batch_sizer(baseline.batch_size, batch_scaling, full_shape, max_batch_size)
+        sample_budget = batch_scaling == 'constant_compute'
+        # Shares are of iterations, or of clips under the sample budget: cost balancing then weighs a clip's cost.
+        cost_of = _coster(baseline, (lambda plan: baseline.batch_size) if sample_budget else batch_of)
 
         planned = [p for phases in stage_phases for p in phases]
         shares = _stage_and_phase_shares(stage_phases, stage_split, phase_split, cost_of)
@@ -130,20 +154,29 @@ class MultigridSchedule:
             shares = [share * (1 - finetune_fraction) for share in shares] + [finetune_fraction]
             planned.append(full_shape)
         batch_sizes = [batch_of(p) for p in planned]
-        # Linear scaling rule: the LR follows the batch size (B == B0 without batch scaling).
-        lr_factors = [stage_lr_factors[p.stage] * Fraction(b, baseline.batch_size)
+        # The LR follows the batch size (B == B0 without batch scaling) by `lr_batch_rule`, capped by max_lr_factor.
+        lr_factors = [stage_lr_factors[p.stage] * _batch_lr_factor(b, baseline.batch_size, lr_batch_rule,
+                                                                   max_lr_factor)
                       for p, b in zip(planned, batch_sizes)]
-        return cls._from_plan(baseline, planned, shares, batch_sizes, lr_factors)
+        return cls._from_plan(baseline, planned, shares, batch_sizes, lr_factors, sample_budget=sample_budget)
 
     @classmethod
     def _from_plan(cls, baseline: _Baseline, planned: Sequence[_PlannedPhase], shares: Sequence[Fraction],
-                   batch_sizes: Sequence[int], lr_factors: Sequence[Fraction]) -> MultigridSchedule:
-        """Turn planned shapes and exact iteration shares into concrete phases."""
+                   batch_sizes: Sequence[int], lr_factors: Sequence[Fraction | float],
+                   sample_budget: bool) -> MultigridSchedule:
+        """Turn planned shapes and exact shares into concrete phases: shares of the file's iterations, or under
+        the sample budget shares of its clips (total_iter x B0), each phase then running
+        max(1, round(clips / batch)) iterations (half up)."""
         if baseline.total_iter < len(planned):
             raise ScheduleError(f'train.total_iter: {baseline.total_iter} iterations cannot cover '
                                 f'{len(planned)} multigrid phases; use total_iter >= {len(planned)}')
         phases, start = [], 0
-        iteration_counts = _apportion(baseline.total_iter, shares)
+        if sample_budget:
+            clip_counts = _apportion(baseline.total_iter * baseline.batch_size, shares)
+            iteration_counts = [max(1, _round_half_up(Fraction(clips, batch)))
+                                for clips, batch in zip(clip_counts, batch_sizes)]
+        else:
+            iteration_counts = _apportion(baseline.total_iter, shares)
         for index, (plan, num_iters, batch_size, lr_factor) in enumerate(
                 zip(planned, iteration_counts, batch_sizes, lr_factors)):
             phases.append(Phase(index=index, stage=plan.stage, start_iter=start, end_iter=start + num_iters,
@@ -151,9 +184,9 @@ class MultigridSchedule:
                                 num_frame=plan.num_frame, batch_size_per_gpu=batch_size,
                                 lr_factor=float(lr_factor), finetune=plan.finetune))
             start += num_iters
-        return cls(phases=tuple(phases), total_iter=baseline.total_iter, scale=baseline.scale,
+        return cls(phases=tuple(phases), total_iter=start, scale=baseline.scale,
                    base_lq_size=baseline.lq_size, base_num_frame=baseline.num_frame,
-                   base_batch_size=baseline.batch_size)
+                   base_batch_size=baseline.batch_size, base_total_iter=baseline.total_iter)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> MultigridSchedule:
@@ -162,7 +195,7 @@ class MultigridSchedule:
             phases = tuple(Phase(**phase) for phase in d['phases'])
             return cls(phases=phases, total_iter=d['total_iter'], scale=d['scale'],
                        base_lq_size=d['base_lq_size'], base_num_frame=d['base_num_frame'],
-                       base_batch_size=d['base_batch_size'])
+                       base_batch_size=d['base_batch_size'], base_total_iter=d.get('base_total_iter'))
         except (KeyError, TypeError) as err:
             raise ScheduleError(f'schedule: not a serialised MultigridSchedule ({err})') from None
 
@@ -173,6 +206,7 @@ class MultigridSchedule:
             'base_lq_size': self.base_lq_size,
             'base_num_frame': self.base_num_frame,
             'base_batch_size': self.base_batch_size,
+            'base_total_iter': self.base_total_iter,
             'phases': [phase.to_dict() for phase in self.phases],
         }
 
@@ -197,6 +231,31 @@ class MultigridSchedule:
             samples += (min(it, phase.end_iter) - phase.start_iter) * phase.batch_size_per_gpu
         return samples
 
+    @property
+    def total_clips(self) -> int:
+        """Per-GPU clips of the whole run."""
+        return self.samples_before(self.total_iter)
+
+    def iteration_for_baseline(self, baseline_iter: int) -> int:
+        """This schedule's iteration count for an iteration count of the options (warmup, scheduler periods),
+        which count iterations of the fixed-shape run (`base_total_iter`). The identity unless the schedule has its
+        own iteration count (`batch_scaling: constant_compute`); then the same fraction of the run's clips: the
+        first iteration by which that many clips are drawn, 0 and base_total_iter mapping to 0 and total_iter."""
+        if self.total_iter == self.base_total_iter:
+            return baseline_iter
+        if baseline_iter <= 0:
+            return 0
+        if baseline_iter >= self.base_total_iter:
+            return self.total_iter
+        target = Fraction(baseline_iter, self.base_total_iter) * self.total_clips
+        drawn = 0
+        for phase in self.phases:
+            phase_clips = phase.num_iters * phase.batch_size_per_gpu
+            if drawn + phase_clips >= target:
+                return phase.start_iter + math.ceil((target - drawn) / phase.batch_size_per_gpu)
+            drawn += phase_clips
+        return self.total_iter
+
     def relative_cost(self, phase: Phase) -> float:
         """Per-iteration cost of ``phase`` relative to the baseline, (T*S^2*B)/(T0*S0^2*B0)."""
         return float(self._exact_cost(phase))
@@ -208,8 +267,8 @@ class MultigridSchedule:
         return [float(c / total) for c in compute]
 
     def predicted_speedup(self) -> float:
-        """Compute of ``total_iter`` baseline iterations divided by this schedule's compute."""
-        return float(self.total_iter / sum(self._exact_cost(p) * p.num_iters for p in self.phases))
+        """Compute of the fixed-shape run (``base_total_iter`` baseline iterations) divided by this schedule's."""
+        return float(self.base_total_iter / sum(self._exact_cost(p) * p.num_iters for p in self.phases))
 
     def _exact_cost(self, phase: Phase) -> Fraction:
         return Fraction(phase.num_frame * phase.lq_size**2 * phase.batch_size_per_gpu,
@@ -294,16 +353,19 @@ class MultigridSchedule:
     # ------------------------------------------------------------------ display
     def format_table(self) -> str:
         """Human-readable phase table followed by the predicted speedup."""
-        header = ('phase', 'stage', 'iters [start, end)', 'lq_size', 'gt_size', 'num_frame', 'batch/gpu',
-                  'lr_factor', 'cost/iter', 'compute')
+        header = ('phase', 'stage', 'iters [start, end)', 'iters', 'lq_size', 'gt_size', 'num_frame', 'batch/gpu',
+                  'clips/gpu', 'lr_factor', 'cost/iter', 'compute')
         rows = [header]
         for phase, share in zip(self.phases, self.compute_shares()):
             rows.append((str(phase.index), 'ft' if phase.finetune else str(phase.stage),
-                         f'{phase.start_iter}-{phase.end_iter}', str(phase.lq_size), str(phase.gt_size),
-                         str(phase.num_frame), str(phase.batch_size_per_gpu), f'{phase.lr_factor:.4g}',
+                         f'{phase.start_iter}-{phase.end_iter}', str(phase.num_iters), str(phase.lq_size),
+                         str(phase.gt_size), str(phase.num_frame), str(phase.batch_size_per_gpu),
+                         str(phase.num_clips), f'{phase.lr_factor:.4g}',
                          f'{self.relative_cost(phase):.3f}', f'{share:.1%}'))
         widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
         lines = ['  '.join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows]
+        lines.append(f'iterations: {self.total_iter} (options: {self.base_total_iter}), clips/gpu: {self.total_clips} '
+                     f'(options: {self.base_total_iter * self.base_batch_size})')
         lines.append(f'predicted speedup over fixed-shape baseline: {self.predicted_speedup():.2f}x')
         return '\n'.join(lines)
 
@@ -330,17 +392,30 @@ class _PlannedPhase:
     finetune: bool = False
 
 
-def _batch_sizer(base_batch_size: int, batch_scaling: str, full_shape: _PlannedPhase):
-    """Per-phase batch size: constant, or scaled so T*S^2*B stays that of the full shape (Wu et al. 2020)."""
+def _batch_sizer(base_batch_size: int, batch_scaling: str, full_shape: _PlannedPhase, max_batch_size: int | None):
+    """Per-phase batch size: constant, or B0 x T0*S0^2 / (T*S^2) rounded half up, so T*S^2*B stays that of the
+    full shape (Wu et al. 2020), capped by `max_batch_size_per_gpu`."""
     if batch_scaling == 'none':
         return lambda plan: base_batch_size
     reference = base_batch_size * full_shape.num_frame * full_shape.lq_size**2
+    cap = math.inf if max_batch_size is None else max_batch_size
 
-    def constant_compute_batch(plan: _PlannedPhase) -> int:
-        exact = Fraction(reference, plan.num_frame * plan.lq_size**2)
-        return max(1, math.floor(exact + Fraction(1, 2)))  # round half up
+    def scaled_batch(plan: _PlannedPhase) -> int:
+        return min(cap, max(1, _round_half_up(Fraction(reference, plan.num_frame * plan.lq_size**2))))
 
-    return constant_compute_batch
+    return scaled_batch
+
+
+def _round_half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def _batch_lr_factor(batch_size: int, base_batch_size: int, rule: str, max_factor: Fraction | None):
+    """LR factor of a phase's batch: B / B0 (linear) or its square root (sqrt), at most max_factor."""
+    factor = Fraction(batch_size, base_batch_size)
+    if rule == 'sqrt':
+        factor = math.sqrt(factor)
+    return factor if max_factor is None or factor <= max_factor else max_factor
 
 
 def _coster(baseline: _Baseline, batch_of):
@@ -555,6 +630,27 @@ def _read_choice(section: Mapping, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ScheduleError(f'{SECTION}.{name}: expected one of {", ".join(choices)}, got {value!r}')
     return value
+
+
+def _read_max_batch_size(section: Mapping, base_batch_size: int) -> int | None:
+    key = f'{SECTION}.max_batch_size_per_gpu'
+    value = section.get('max_batch_size_per_gpu')
+    if value is None:
+        return None
+    if not _is_int(value) or value < base_batch_size:
+        raise ScheduleError(f'{key}: expected an int >= datasets.train.batch_size_per_gpu ({base_batch_size}), '
+                            f'got {value!r}')
+    return value
+
+
+def _read_max_lr_factor(section: Mapping) -> Fraction | None:
+    key = f'{SECTION}.max_lr_factor'
+    value = section.get('max_lr_factor')
+    if value is None:
+        return None
+    if not _is_number(value) or value < 1:
+        raise ScheduleError(f'{key}: expected a number >= 1, got {value!r}')
+    return _exact(value)
 
 
 def _read_stage_lr_factors(section: Mapping, num_stages: int) -> tuple[Fraction, ...]:

@@ -87,9 +87,44 @@ def stage_periods(schedule):
 
 
 def resolve_scheduler_options(opt, schedule):
-    """Options the schedule decides, filled in before the model builds its schedulers."""
-    scheduler_opt = opt['train'].get('scheduler') or {}
+    """Options the schedule decides, filled in (once) before the model builds its schedulers and the hooks.
+
+    Under `batch_scaling: constant_compute` the schedule runs its own, smaller number of iterations; iteration counts
+    of the options (`train.warmup_iter`, `train.fix_flow`, a hook's `warmup_iter`, the scheduler's `periods`,
+    `milestones`, `restarts` and `T_max`) count iterations of the fixed-shape run and are mapped to the iteration that
+    reaches the same fraction of the run's clips (`MultigridSchedule.iteration_for_baseline`); a period sum of
+    total_iter still ends at the run's end. Other modes keep them as written."""
+    train_opt = opt['train']
+    scheduler_opt = train_opt.get('scheduler') or {}
+    if schedule.total_iter != schedule.base_total_iter:
+        map_iteration_options(train_opt, scheduler_opt, schedule.iteration_for_baseline)
     if scheduler_opt.get('periods') == 'stages':
         periods = stage_periods(schedule)
         scheduler_opt['periods'] = periods
         scheduler_opt.setdefault('restart_weights', [1] * len(periods))
+
+
+def map_iteration_options(train_opt, scheduler_opt, to_run_iter):
+    """Rewrite the iteration counts of the options with `to_run_iter` (counts stay >= 1 where they were)."""
+    def mapped(count):
+        return max(1, to_run_iter(count)) if count > 0 else count
+
+    for key in ('warmup_iter', 'fix_flow'):
+        if isinstance(train_opt.get(key), int):
+            train_opt[key] = mapped(train_opt[key])
+    for hook_opt in train_opt.get('hooks') or []:
+        if isinstance(hook_opt, dict) and isinstance(hook_opt.get('warmup_iter'), int):
+            hook_opt['warmup_iter'] = mapped(hook_opt['warmup_iter'])
+    for key in ('milestones', 'restarts'):
+        if isinstance(scheduler_opt.get(key), list):
+            scheduler_opt[key] = [mapped(m) for m in scheduler_opt[key]]
+    if isinstance(scheduler_opt.get('T_max'), int):
+        scheduler_opt['T_max'] = mapped(scheduler_opt['T_max'])
+    periods = scheduler_opt.get('periods')
+    if isinstance(periods, list) and all(isinstance(p, int) for p in periods):
+        ends, end, previous = [], 0, 0
+        for period in periods:  # cumulative ends mapped, each period still >= 1 iteration
+            end += period
+            previous = max(previous + 1, to_run_iter(end))
+            ends.append(previous)
+        scheduler_opt['periods'] = [b - a for a, b in zip([0] + ends[:-1], ends)]

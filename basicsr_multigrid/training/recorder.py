@@ -140,7 +140,8 @@ class RunRecorder:
     def __init__(self, opt, schedule, logger, tb_logger=None, start_iter=0, writes=True):
         self.root = opt['path']['experiments_root']
         self.name = opt['name']
-        self.total_iter = int(opt['train']['total_iter'])
+        # the schedule's own count: `batch_scaling: constant_compute` runs fewer iterations than the options' total_iter
+        self.total_iter = schedule.total_iter if schedule is not None else int(opt['train']['total_iter'])
         self.schedule = schedule
         self.logger, self.tb_logger = logger, tb_logger
         self.writes = writes

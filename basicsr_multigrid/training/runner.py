@@ -105,7 +105,8 @@ class TrainingRun:
         self.logger, self.tb_logger = logger, tb_logger
         self.epoch, self.start_epoch = start_epoch, start_epoch
         self.current_iter = self.start_iter = start_iter  # BasicSR's 1-based count of finished iterations
-        self.max_iters = int(opt['train']['total_iter'])
+        # the schedule's own count: `batch_scaling: constant_compute` runs fewer iterations than the options' total_iter
+        self.max_iters = schedule.total_iter if schedule is not None else int(opt['train']['total_iter'])
         self.max_epochs = None
         self.world_size = opt.get('world_size', 1)
         self.hooks = build_hooks(opt['train'].get('hooks'))
