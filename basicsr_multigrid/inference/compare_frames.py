@@ -51,4 +51,3 @@ def main(argv=None):
     shown = ', '.join(f'{n} {p:.2f} dB' for n, p in psnrs.items() if p is not None)
     print(f'{args.out}' + (f': PSNR {shown}' if shown else ''))
     return 0
-

@@ -50,4 +50,3 @@ def interpolate(args):
 
 def main(argv=None):
     return run_tool(interpolate, parse_args(argv))
-

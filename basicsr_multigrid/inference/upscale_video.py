@@ -75,4 +75,3 @@ def keep_frame(frames, index, store):
 
 def main(argv=None):
     return run_tool(upscale, parse_args(argv))
-
