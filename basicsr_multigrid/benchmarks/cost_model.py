@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from basicsr_multigrid.utils.errors import OptionError
+from basicsr_multigrid.utils.option_file import read_json_file
 
 KIND = 'step_cost_model'
 TERMS = ('fixed_s', 'per_frame_s', 'per_pixel_s')
@@ -180,13 +181,7 @@ def save(model, path):
 
 def load(path):
     """The fit written by `save`; OptionError (one line) when unreadable or not a cost model."""
-    try:
-        with open(path) as f:
-            model = json.load(f)
-    except OSError as error:
-        raise OptionError(f'--cost-model: cannot read {path}: {error.strerror}') from None
-    except ValueError as error:
-        raise OptionError(f'--cost-model: {path}: invalid JSON: {error}') from None
+    model = read_json_file(path, '--cost-model')
     if not isinstance(model, dict) or model.get('kind') != KIND:
         raise OptionError(f'--cost-model: {path}: not a cost model written by tools/benchmark_step.py --fit')
     coefficients = model.get('coefficients')
@@ -227,11 +222,7 @@ def held_out_check(model, runs, measured_step):
 
 def load_results(path):
     """A results file of tools/benchmark_multigrid.py, whose runs record their phases' s_per_iter."""
-    try:
-        with open(path) as f:
-            results = json.load(f)
-    except (OSError, ValueError) as error:
-        raise OptionError(f'--compare: cannot read {path}: {getattr(error, "strerror", None) or error}') from None
+    results = read_json_file(path, '--compare')
     if not isinstance(results, dict) or not (results.get('seed_runs') or results.get('runs')):
         raise OptionError(f'--compare: {path}: no recorded runs')
     return results

@@ -250,10 +250,9 @@ class MultigridSchedule:
         target = Fraction(baseline_iter, self.base_total_iter) * self.total_clips
         drawn = 0
         for phase in self.phases:
-            phase_clips = phase.num_iters * phase.batch_size_per_gpu
-            if drawn + phase_clips >= target:
+            if drawn + phase.num_clips >= target:
                 return phase.start_iter + math.ceil((target - drawn) / phase.batch_size_per_gpu)
-            drawn += phase_clips
+            drawn += phase.num_clips
         return self.total_iter
 
     def relative_cost(self, phase: Phase) -> float:

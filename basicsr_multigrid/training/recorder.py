@@ -70,6 +70,12 @@ def batch_shape(lq):
     return lq.shape[0], (lq.shape[1] if lq.dim() == 5 else None), lq.shape[-1]
 
 
+def run_iterations(opt, schedule):
+    """The iterations the run trains: the schedule's own count (`batch_scaling: constant_compute` runs fewer than
+    the options' total_iter), else total_iter."""
+    return schedule.total_iter if schedule is not None else int(opt['train']['total_iter'])
+
+
 class PhaseTimer:
     """Seconds of data loading and of compute per multigrid phase, measured around each step by the runner, and the
     training time still to come: measured seconds per iteration for the phases seen so far, the schedule's cost
@@ -140,8 +146,7 @@ class RunRecorder:
     def __init__(self, opt, schedule, logger, tb_logger=None, start_iter=0, writes=True):
         self.root = opt['path']['experiments_root']
         self.name = opt['name']
-        # the schedule's own count: `batch_scaling: constant_compute` runs fewer iterations than the options' total_iter
-        self.total_iter = schedule.total_iter if schedule is not None else int(opt['train']['total_iter'])
+        self.total_iter = run_iterations(opt, schedule)
         self.schedule = schedule
         self.logger, self.tb_logger = logger, tb_logger
         self.writes = writes

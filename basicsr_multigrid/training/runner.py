@@ -37,7 +37,7 @@ from basicsr_multigrid.training.cli import prepare_argv, take_flag
 from basicsr_multigrid.training.learning_rate import LearningRates, hook_lr_factor, resolve_scheduler_options
 from basicsr_multigrid.training.preemption import PreemptionWatch, Preempted, requeue_slurm_job, stop_signals
 from basicsr_multigrid.training.preflight import preflight, require_manual_seed
-from basicsr_multigrid.training.recorder import RunRecorder
+from basicsr_multigrid.training.recorder import RunRecorder, run_iterations
 from basicsr_multigrid.training.resume import load_resume_state
 from basicsr_multigrid.training.rollback import Rollback, load_checkpoint_weights
 from basicsr_multigrid.models.divergence import Diverged
@@ -105,8 +105,7 @@ class TrainingRun:
         self.logger, self.tb_logger = logger, tb_logger
         self.epoch, self.start_epoch = start_epoch, start_epoch
         self.current_iter = self.start_iter = start_iter  # BasicSR's 1-based count of finished iterations
-        # the schedule's own count: `batch_scaling: constant_compute` runs fewer iterations than the options' total_iter
-        self.max_iters = schedule.total_iter if schedule is not None else int(opt['train']['total_iter'])
+        self.max_iters = run_iterations(opt, schedule)
         self.max_epochs = None
         self.world_size = opt.get('world_size', 1)
         self.hooks = build_hooks(opt['train'].get('hooks'))
